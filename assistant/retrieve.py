@@ -1,0 +1,106 @@
+"""Hybrid retrieval: dense (Chroma) + BM25 fused by reciprocal rank, then sentence scoring."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .index import Sidecar
+from .lexical import LexicalIndex, tokenize
+
+
+@dataclass
+class Evidence:
+    """A candidate sentence with its scores."""
+
+    sent: int
+    source: str
+    start: int
+    end: int
+    text: str
+    score: float
+    dense: float
+    lexical: float
+    chunk_rank: int
+
+
+@dataclass
+class Retrieval:
+    question_tokens: list[str]
+    chunks: list[tuple[int, float]]  # (chunk position, fused score), best first
+    evidence: list[Evidence]  # best first
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class HybridRetriever:
+    """Finds the chunks and then the sentences that bear on a question."""
+
+    def __init__(self, sidecar: Sidecar, lexical: LexicalIndex, store: Any, encoder: Any,
+                 top_k: int = 8, candidate_k: int = 24, rrf_k: int = 60) -> None:
+        self.side = sidecar
+        self.lexical = lexical
+        self.store = store
+        self.encoder = encoder
+        self.top_k, self.candidate_k, self.rrf_k = top_k, candidate_k, rrf_k
+        self._chunk_pos = {cid: i for i, cid in enumerate(sidecar.chunk_ids)}
+
+    def coverage(self, q_tokens: list[str], tokens: set[str]) -> float:
+        """IDF-weighted share of the question's tokens found in `tokens`."""
+        if not q_tokens:
+            return 0.0
+        weights = {t: self.lexical.idf(t) for t in set(q_tokens)}
+        total = sum(weights.values()) or 1.0
+        return sum(w for t, w in weights.items() if t in tokens) / total
+
+    def retrieve(self, question: str, search_text: str | None = None) -> Retrieval:
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        query = search_text or question
+        q_vec = self.encoder.encode_one(query)
+        t1 = time.perf_counter()
+        timings["embed"] = (t1 - t0) * 1000
+        dense_hits = self.store.query(q_vec.tolist(), self.candidate_k + 8)
+        dense = [self._chunk_pos[c] for c, _ in dense_hits if c in self._chunk_pos]
+        t2 = time.perf_counter()
+        timings["dense"] = (t2 - t1) * 1000
+        q_tokens = tokenize(query)
+        sparse = [i for i, _ in self.lexical.search(q_tokens, self.candidate_k)]
+        t3 = time.perf_counter()
+        timings["bm25"] = (t3 - t2) * 1000
+        fused: dict[int, float] = {}
+        for ranking in (dense[: self.candidate_k], sparse):
+            for rank, pos in enumerate(ranking):
+                fused[pos] = fused.get(pos, 0.0) + 1.0 / (self.rrf_k + rank + 1)
+        chunks = sorted(fused.items(), key=lambda kv: -kv[1])[: self.top_k]
+        evidence = self._score_sentences(q_vec, q_tokens, chunks)
+        timings["sentences"] = (time.perf_counter() - t3) * 1000
+        return Retrieval(q_tokens, chunks, evidence, timings)
+
+    def _score_sentences(self, q_vec: np.ndarray, q_tokens: list[str],
+                         chunks: list[tuple[int, float]]) -> list[Evidence]:
+        side = self.side
+        sents: list[tuple[int, int]] = []
+        for rank, (pos, _) in enumerate(chunks):
+            sents.extend((s, rank) for s in range(side.chunk_s0[pos], side.chunk_s1[pos]))
+        if not sents:
+            return []
+        idx = np.array([s for s, _ in sents])
+        dense = side.sent_vecs[idx] @ q_vec
+        out = []
+        for (s, rank), d in zip(sents, dense):
+            toks = set(tokenize(side.sent_text[s]))
+            lex = self.coverage(q_tokens, toks)
+            # The sentence before often names who "he" or "it" is: give its words half weight.
+            if s > 0 and side.sent_doc[s - 1] == side.sent_doc[s]:
+                prev = set(tokenize(side.sent_text[s - 1])) - toks
+                lex = min(1.0, lex + 0.5 * self.coverage(q_tokens, prev))
+            score = 0.6 * float(d) + 0.4 * lex
+            doc = side.docs[side.sent_doc[s]]
+            out.append(Evidence(int(s), doc["source"], int(side.sent_start[s]),
+                                int(side.sent_end[s]), side.sent_text[s], score, float(d), lex,
+                                rank))
+        out.sort(key=lambda e: -e.score)
+        return out
