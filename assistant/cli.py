@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="eval set name from evals/sets.json (repeatable; default: all)")
     p.add_argument("--json-out", metavar="PATH", help="write per-case results as JSON")
     p.add_argument("--work", metavar="DIR", help="folder for the eval indexes (default: temp)")
+    p.add_argument("--baseline", metavar="PATH", help="baseline file (default evals/baseline.json)")
+    p.add_argument("--update-baseline", action="store_true",
+                   help="write the current figures as the new baseline instead of gating")
     return parser
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -178,11 +179,27 @@ def _abstain_text() -> str:
     return ABSTAIN_TEXT
 
 
+_PRONOUN = re.compile(r"\b(he|she|it|they|him|her|his|hers|its|them|their|theirs|this|that|"
+                      r"these|those|there)\b", re.I)
+
+
 def _with_history(question: str, history: list[dict[str, str]] | None) -> str | None:
-    """Offline follow-ups: add the previous user turn so pronouns still retrieve its subject."""
-    if not history:
+    """Offline follow-ups: a question with a pronoun also searches with the previous turn.
+
+    The previous user question and the names in the previous answer are added to the search text,
+    so "When did he arrive?" still retrieves the sentences about whoever "he" was.
+    """
+    if not history or not _PRONOUN.search(question):
         return None
-    previous = [h.get("content", "") for h in history if h.get("role") == "user"]
-    if not previous:
+    users = [h.get("content", "") for h in history if h.get("role") == "user"]
+    answers = [h.get("content", "") for h in history if h.get("role") == "assistant"]
+    context = []
+    if users:
+        context.append(users[-1])
+    if answers:
+        names = re.findall(r"(?<![\w’'])[A-Z][\w’'\-]+(?:\s+[A-Z][\w’'\-]+)*",
+                           re.sub(r"\[\d+\]", "", answers[-1]))
+        context.extend(dict.fromkeys(names))
+    if not context:
         return None
-    return f"{previous[-1]} {question}"
+    return " ".join([*context, question])

@@ -22,7 +22,7 @@ TAGS = {"factoid", "numeric", "temporal", "paraphrase", "multi-hop", "unanswerab
 
 
 def normalize(text: str) -> str:
-    """SQuAD normalisation: lower case, no punctuation or articles, single spaces."""
+    """SQuAD-style: lower case, punctuation as spaces ("three-day" = "three day"), no articles."""
     text = text.lower().replace("’", "'").replace("“", '"').replace("”", '"')
     text = "".join(" " if c in string.punctuation else c for c in text)
     text = re.sub(r"\b(a|an|the)\b", " ", text)
@@ -205,6 +205,47 @@ def format_table(reports: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# Metrics where higher is better, and the drop the gate tolerates (absolute).
+GATED = {"answer_correctness": 0.02, "evidence_hit": 0.02, "citation_validity": 0.0,
+         "abstention_recall": 0.03, "retrieval_hit@3": 0.02}
+# Metrics where lower is better.
+GATED_LOWER = {"false_refusal": 0.02, "mean_chars_cited": 30.0}
+
+
+def compare(reports: list[dict[str, Any]], baseline: dict[str, Any]) -> list[str]:
+    """Regressions of aggregate metrics beyond tolerance, and must_pass cases that fail."""
+    problems = []
+    for rep in reports:
+        base = baseline.get("sets", {}).get(rep["set"])
+        if base is None:
+            continue
+        for metric, tol in GATED.items():
+            now, was = rep["overall"].get(metric), base["overall"].get(metric)
+            if now is not None and was is not None and now < was - tol:
+                problems.append(f"{rep['set']}: {metric} fell from {was:g} to {now:g} "
+                                f"(tolerance {tol:g})")
+        for metric, tol in GATED_LOWER.items():
+            now, was = rep["overall"].get(metric), base["overall"].get(metric)
+            if now is not None and was is not None and now > was + tol:
+                problems.append(f"{rep['set']}: {metric} rose from {was:g} to {now:g} "
+                                f"(tolerance {tol:g})")
+        passed_before = set(base.get("passed", []))
+        for r in rep["results"]:
+            if not r["passed"] and r["id"] in passed_before:
+                problems.append(f"{rep['set']}: {r['id']} regressed: {r['question']!r} -> "
+                                f"{r['answer'][:120]!r}")
+    return problems
+
+
+def baseline_of(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"sets": {rep["set"]: {
+        "overall": {k: v for k, v in rep["overall"].items() if not k.startswith("latency")},
+        "by_tag": {t: {k: v for k, v in a.items() if not k.startswith("latency")}
+                   for t, a in rep["by_tag"].items()},
+        "passed": sorted(r["id"] for r in rep["results"] if r["passed"]),
+    } for rep in reports}}
+
+
 def run_cli(args: Any) -> int:
     sets_file = find_sets_file()
     root = sets_file.parent.parent
@@ -222,12 +263,23 @@ def run_cli(args: Any) -> int:
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(reports, indent=2, ensure_ascii=False),
                                        encoding="utf-8")
-    failed = [r["id"] for rep in reports for r in rep["results"]
-              if r["must_pass"] and not r["passed"]]
-    if failed:
-        print(f"must_pass cases failed: {', '.join(failed)}", file=sys.stderr)
+    baseline_path = Path(args.baseline) if args.baseline else root / "evals" / "baseline.json"
+    if args.update_baseline:
+        baseline_path.write_text(json.dumps(baseline_of(reports), indent=2) + "\n",
+                                 encoding="utf-8")
+        print(f"baseline written to {baseline_path}")
+        return 0
+    problems = [f"{rep['set']}: must_pass case {r['id']} failed: {r['question']!r} -> "
+                f"{r['answer'][:120]!r}"
+                for rep in reports for r in rep["results"] if r["must_pass"] and not r["passed"]]
+    if baseline_path.exists():
+        problems += compare(reports, json.loads(baseline_path.read_text(encoding="utf-8")))
+    else:
+        print(f"note: no baseline at {baseline_path}; run with --update-baseline to create it.")
+    if problems:
+        print("\nEVAL GATE FAILED:", file=sys.stderr)
+        for p in problems:
+            print(f"  - {p}", file=sys.stderr)
         return 7
+    print("eval gate passed")
     return 0
-
-
-__all__ = ["aggregate", "format_table", "load_cases", "normalize", "run_set"]

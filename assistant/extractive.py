@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .lexical import tokenize, words
+from .lexical import STOPWORDS, tokenize, words
 from .retrieve import Evidence, HybridRetriever
 
 ABSTAIN_TEXT = "The documents do not say."
@@ -26,17 +26,32 @@ _TYPES = {
     "money": re.compile(r"[$€£¥]|\b(dollars?|usd|yuan|euros?|pounds? sterling|rubles?|"
                         r"roubles?|cents?)\b", re.I),
 }
+_ROLE = (r"person|man|woman|official|officials|minister|leader|analyst|president|spokesman|"
+         r"spokesperson|curator|mayor|author|poet|engineer|founder|chief|head|owner|architect|"
+         r"scientist|writer|counterpart|director|member|members")
 _QUESTION_TYPES = [
     ("money", re.compile(r"\b(how much money|in dollars|dollar value|what did .* cost|"
                          r"how much did .* cost|price|budget|worth in)\b", re.I)),
-    ("number", re.compile(r"\bhow (many|much|long|old|far|big|large|tall|high|often)\b|"
-                          r"\bwhat (percentage|percent|share|number|proportion|fraction)\b|"
-                          r"\bby how much\b", re.I)),
+    ("number", re.compile(r"\bhow (many|much|long|old|far|big|large|tall|high|often|wide|deep)\b|"
+                          r"\bwhat (percentage|percent|share|number|proportion|fraction|"
+                          r"population|size|length|area|distance|age)\b|\bby how much\b|"
+                          r"\bpopulation\b", re.I)),
     ("time", re.compile(r"\bwhen\b|\b(what|which) (year|month|day|date|time|season|decade|"
-                        r"century)\b|\bhow long ago\b|\bin what year\b", re.I)),
-    ("entity", re.compile(r"\bwho(m|se)?\b|\bwhere\b|\bwhich (country|city|nation|person|"
-                          r"company|agency|organi[sz]ation|town|river|official)\b", re.I)),
+                        r"century)\b|\bhow long ago\b|\bin what year\b|\bon what date\b", re.I)),
+    ("person", re.compile(rf"\bwho(m|se)?\b|\b(which|what) ({_ROLE})\b|\bfull name\b|"
+                          rf"\bname of the ({_ROLE})\b", re.I)),
+    ("entity", re.compile(r"\bwhere\b|\bwhich [a-z]+\b|\bwhat is the name\b|\bwhat (country|city|"
+                          r"nation|town|agency|outlet|newspaper|organi[sz]ation|company)\b",
+                          re.I)),
 ]
+_TITLE = (r"(?:Mr|Mrs|Ms|Dr|Prof|Gen|Col|Lt|Capt|Sgt|Adm|Gov|Sen|Rep|Rev|Sir|Dame|Lord|Lady|"
+          r"St|President|Minister|King|Queen|Prince|Princess|Chancellor|Mayor)\.?")
+_NAME_WORD = r"[A-Z][\w’'\-]+"
+_PERSON = re.compile(
+    rf"(?<![\w’'])(?:{_TITLE}\s+(?:[A-Z]\.\s+)*{_NAME_WORD}"
+    rf"|(?:[A-Z]\.\s+)+{_NAME_WORD}"
+    rf"|{_NAME_WORD}(?:\s+{_NAME_WORD})+)")
+_TITLE_WORDS = set(words(_TITLE.replace("(?:", "").replace(r")\.?", "").replace("|", " ")))
 _CLAUSE_CUT = re.compile(r",\s+|;\s+|\s+—\s+|—|:\s+|\s+–\s+")
 
 
@@ -51,12 +66,22 @@ def expected_type(question: str) -> str | None:
 def has_type(text: str, kind: str | None, question: str) -> bool:
     if kind is None:
         return True
+    asked = set(words(question))
+    if kind == "person":
+        for m in _PERSON.finditer(text):
+            before = text[max(0, m.start() - 4) : m.start()].lower()
+            if before.endswith("the ") or before.endswith("a "):
+                continue  # "the United States", "a Chinese spy balloon"
+            names = [w for w in words(m.group()) if w not in STOPWORDS]
+            titled = bool(set(names) & _TITLE_WORDS) or re.match(r"[A-Z]\.", m.group())
+            if (titled or len(names) >= 2) and set(names) - asked - _TITLE_WORDS:
+                return True
+        return False
     if kind == "entity":
-        asked = {w for w in words(question)}
         for m in re.finditer(r"(?<![\w’'])([A-Z][\w’'-]+)", text):
             if m.start() == 0:
                 continue
-            if m.group(1).lower().rstrip("’'s") not in asked and m.group(1).lower() not in asked:
+            if not set(words(m.group(1))) <= asked:
                 return True
         return False
     return bool(_TYPES[kind].search(text))
@@ -90,7 +115,7 @@ class ExtractiveAnswerer:
         """Sentence score after answer-type and novelty checks."""
         score = ev.score
         if not has_type(ev.text, kind, question):
-            score -= 0.3 if kind == "money" else 0.12
+            score -= 0.3
         if not novel_tokens(ev.text, q_tokens):
             score -= 0.25
         return score
@@ -123,31 +148,28 @@ class ExtractiveAnswerer:
 
     def _trim(self, ev: Evidence, score: float, question: str, q_tokens: list[str],
               kind: str | None) -> Pick:
-        """The shortest run of clauses that keeps every matched question word and the answer."""
+        """Drop leading or trailing clauses that hold neither a question word nor the answer type.
+
+        Only for questions with a clear answer type (number, date, person, ...), and only from
+        long sentences: a clause that may carry the answer is never cut.
+        """
         full = Pick(ev, ev.start, ev.end, ev.text, score)
-        if len(ev.text) <= 200:
+        if kind is None or len(ev.text) <= 200:
             return full
         qset = set(q_tokens)
-        need = set(tokenize(ev.text)) & qset
         cuts = [0] + [m.end() for m in _CLAUSE_CUT.finditer(ev.text)] + [len(ev.text)]
-        best: tuple[int, int] | None = None
-        for i in range(len(cuts) - 1):
-            for j in range(i + 1, len(cuts)):
-                a, b = cuts[i], cuts[j]
-                piece = ev.text[a:b].rstrip(" ,;:—–")
-                if (b - a) >= len(ev.text) or (best and len(piece) >= best[1] - best[0]):
-                    continue
-                toks = set(tokenize(piece))
-                if need - toks or len(piece.split()) < 5 or len(toks - qset) < 3:
-                    continue
-                if not has_type(piece, kind, question):
-                    continue
-                best = (a, a + len(piece))
-        if best is None:
+        clauses = [(cuts[i], cuts[i + 1]) for i in range(len(cuts) - 1)]
+
+        def useful(a: int, b: int) -> bool:
+            piece = ev.text[a:b]
+            return bool(set(tokenize(piece)) & qset) or has_type(piece, kind, question)
+
+        keep = [i for i, (a, b) in enumerate(clauses) if useful(a, b)]
+        if not keep:
             return full
-        a, b = best
-        while a < b and ev.text[a].isspace():
-            a += 1
-        return Pick(ev, ev.start + a, ev.start + b, ev.text[a:b], score)
-
-
+        a, b = clauses[keep[0]][0], clauses[keep[-1]][1]
+        piece = ev.text[a:b].rstrip(" ,;:—–")
+        b = a + len(piece)
+        if (b - a) >= len(ev.text) or len(piece.split()) < 6 or not has_type(piece, kind, question):
+            return full
+        return Pick(ev, ev.start + a, ev.start + b, piece, score)

@@ -132,8 +132,11 @@ def parse_document(text: str) -> ParsedDocument:
             flush()
             prev_line = ""
             continue
-        is_last = all(not text[a:b].strip() for a, b in lines[i + 1 :])
-        if looks_like_heading(line) and not (is_last and not line.lstrip().startswith("#")):
+        following = next((text[a:b] for a, b in lines[i + 1 :] if text[a:b].strip()), "")
+        markdown = line.lstrip().startswith("#")
+        # A heading is followed by something, and not by the lower-case rest of its own line.
+        if looks_like_heading(line) and (markdown or (
+                following and not following.lstrip()[:1].islower())):
             flush()
             hs, he = _strip_span(text, ls, le)
             name = text[hs:he].lstrip("#").strip()

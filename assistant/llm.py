@@ -1,0 +1,236 @@
+"""Chat models: the `ChatModel` interface, OpenAI (or any compatible server) and a queue-driven fake.
+
+This is the only module that imports `openai`, and only when an `OpenAIChatModel` is created, so
+the offline extractive path never pays for it. Every failure leaves here as a `BackendError` whose
+message names the server and the HTTP status but never the API key.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlparse
+
+from .errors import BackendError, ConfigError
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts of one or more model calls."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    def __add__(self, other: Usage | None) -> Usage:
+        if other is None:
+            return self
+        return Usage(self.prompt_tokens + other.prompt_tokens,
+                     self.completion_tokens + other.completion_tokens,
+                     self.total_tokens + other.total_tokens)
+
+    def to_dict(self) -> dict[str, int]:
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "total_tokens": self.total_tokens}
+
+
+class ChatModel(Protocol):
+    """What the answerer needs from a chat model. Failures are raised as `BackendError`."""
+
+    name: str
+
+    def complete(self, messages: list[Message]) -> tuple[str, Usage | None]:
+        """The whole reply and its token usage (None when the server does not report it)."""
+        ...
+
+    def stream(self, messages: list[Message]) -> Iterator[str | Usage]:
+        """The reply as text deltas; a `Usage` may come last."""
+        ...
+
+
+def llm_configured() -> bool:
+    """True when the environment points at a model server (`auto` mode then uses the LLM)."""
+    return bool(os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"))
+
+
+def redact(text: str, secret: str | None) -> str:
+    """`text` without the secret and without anything shaped like an OpenAI key (even masked)."""
+    if secret:
+        text = text.replace(secret, "[redacted]")
+    return re.sub(r"\bsk-[\w*.-]{3,}", "[redacted]", text)
+
+
+class OpenAIChatModel:
+    """Chat completions from OpenAI or any OpenAI-compatible server (Ollama, vLLM, llama.cpp).
+
+    `api_key` defaults to `OPENAI_API_KEY` and `base_url` to `OPENAI_BASE_URL`, as in the openai
+    client. With a base URL and no key, a placeholder key is sent: local servers ignore it.
+    `timeout` is per attempt in seconds; timeouts, connection errors, 408, 409, 429 and 5xx are
+    retried `retries` times with exponential backoff (honouring `Retry-After`) by the client.
+    """
+
+    def __init__(self, model: str = "gpt-4o-mini", *, api_key: str | None = None,
+                 base_url: str | None = None, timeout: float = 30.0, retries: int = 2,
+                 temperature: float = 0.0) -> None:
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
+        if api_key is None and base_url is None:
+            raise ConfigError(
+                "LLM mode needs OPENAI_API_KEY (OpenAI) or OPENAI_BASE_URL (a compatible server).",
+                "Set one of them, or use --mode extractive; see docs/llm.md.",
+            )
+        try:
+            import openai
+        except ImportError:
+            raise BackendError("The openai package is not installed.",
+                               "Install it with: pip install openai") from None
+        self._openai = openai
+        self._secret = api_key
+        self.name = model
+        self.temperature = temperature
+        self.timeout = timeout
+        self.retries = retries
+        parsed = urlparse(base_url or "https://api.openai.com/v1")
+        # Only host and port: a URL may carry credentials (user:password@host).
+        self.where = parsed.hostname or "the model server"
+        if parsed.port:
+            self.where += f":{parsed.port}"
+        self._client = openai.OpenAI(api_key=api_key or "unused", base_url=base_url,
+                                     timeout=timeout, max_retries=retries)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OpenAIChatModel:
+        return cls(settings.llm_model, timeout=settings.llm_timeout,
+                   retries=settings.llm_retries, temperature=settings.llm_temperature)
+
+    def __repr__(self) -> str:
+        return f"OpenAIChatModel(model={self.name!r}, server={self.where!r})"
+
+    def complete(self, messages: list[Message]) -> tuple[str, Usage | None]:
+        try:
+            resp = self._client.chat.completions.create(
+                model=self.name, messages=messages, temperature=self.temperature)  # type: ignore[arg-type]
+        except self._openai.OpenAIError as exc:
+            raise self._backend_error(exc) from None
+        text = (resp.choices[0].message.content or "") if resp.choices else ""
+        return text, _usage(resp.usage)
+
+    def stream(self, messages: list[Message]) -> Iterator[str | Usage]:
+        try:
+            chunks = self._client.chat.completions.create(
+                model=self.name, messages=messages, temperature=self.temperature,  # type: ignore[arg-type]
+                stream=True, stream_options={"include_usage": True})
+        except self._openai.OpenAIError as exc:
+            raise self._backend_error(exc) from None
+        try:
+            for chunk in chunks:
+                for choice in chunk.choices or ():
+                    if choice.delta and choice.delta.content:
+                        yield choice.delta.content
+                if chunk.usage is not None:
+                    yield _usage(chunk.usage) or Usage()
+        except self._openai.OpenAIError as exc:
+            raise self._backend_error(exc) from None
+        except Exception as exc:  # httpx raises its own transport errors in the middle of a stream
+            raise BackendError(f"The reply from the model server at {self.where} broke off "
+                               f"({type(exc).__name__}).", "Try again.") from None
+        finally:
+            chunks.close()
+
+    def _backend_error(self, exc: Exception) -> BackendError:
+        """A `BackendError` with one clear sentence; the SDK's own message may quote the key."""
+        o, where, tries = self._openai, self.where, self.retries + 1
+        if isinstance(exc, o.APITimeoutError):
+            return BackendError(f"The model server at {where} did not answer within "
+                                f"{self.timeout:g} s ({tries} attempt(s)).",
+                                "Raise ASSISTANT_LLM_TIMEOUT or check the server.")
+        if isinstance(exc, o.APIConnectionError):
+            return BackendError(f"Cannot connect to the model server at {where} "
+                                f"({tries} attempt(s)).",
+                                "Check OPENAI_BASE_URL and that the server is running.")
+        if isinstance(exc, o.APIStatusError):
+            code = exc.status_code
+            if code in (401, 403):
+                return BackendError(f"The model server at {where} rejected the API key "
+                                    f"(HTTP {code}).", "Check OPENAI_API_KEY.")
+            if code == 429:
+                return BackendError(f"The model server at {where} is rate-limiting requests "
+                                    f"(HTTP 429, {tries} attempt(s)).", "Try again later.")
+            if code >= 500:
+                return BackendError(f"The model server at {where} failed (HTTP {code}, "
+                                    f"{tries} attempt(s)).", "Try again later.")
+            detail = redact(_server_message(exc), self._secret)
+            return BackendError(f"The model server at {where} refused the request "
+                                f"(HTTP {code}{': ' + detail if detail else ''}).",
+                                f"Check ASSISTANT_LLM_MODEL (now {self.name!r}).")
+        return BackendError(f"The model server at {where} failed ({type(exc).__name__}).",
+                            "Try again; run with -v for details.")
+
+
+def _server_message(exc: Any) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        message = inner.get("message") if isinstance(inner, dict) else None
+        if isinstance(message, str):
+            return " ".join(message.split())[:200]
+    return ""
+
+
+def _usage(raw: Any) -> Usage | None:
+    if raw is None:
+        return None
+    return Usage(int(raw.prompt_tokens or 0), int(raw.completion_tokens or 0),
+                 int(raw.total_tokens or 0))
+
+
+class FakeChatModel:
+    """A chat model for tests: replies come from a queue, every request is kept in `history`.
+
+    A queued exception is raised instead of replying: `FakeChatModel(["Hi [1].", BackendError(...)])`.
+    """
+
+    name = "fake"
+
+    def __init__(self, replies: Iterable[str | BaseException] = ()) -> None:
+        self._queue: deque[str | BaseException] = deque(replies)
+        self.history: list[list[Message]] = []
+
+    def enqueue(self, *replies: str | BaseException) -> None:
+        self._queue.extend(replies)
+
+    def _next(self, messages: list[Message]) -> str:
+        self.history.append([dict(m) for m in messages])
+        if not self._queue:
+            raise BackendError("The fake chat model has no reply queued.", "Call enqueue() first.")
+        reply = self._queue.popleft()
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
+
+    @staticmethod
+    def _usage(messages: list[Message], text: str) -> Usage:
+        prompt = sum(len(m["content"].split()) for m in messages)
+        return Usage(prompt, len(text.split()), prompt + len(text.split()))
+
+    def complete(self, messages: list[Message]) -> tuple[str, Usage | None]:
+        text = self._next(messages)
+        return text, self._usage(messages, text)
+
+    def stream(self, messages: list[Message]) -> Iterator[str | Usage]:
+        text = self._next(messages)
+        for i in range(0, len(text), 3):  # small pieces, so markers are split across deltas
+            yield text[i : i + 3]
+        yield self._usage(messages, text)

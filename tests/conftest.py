@@ -1,0 +1,32 @@
+"""Shared fixtures: tiny corpora in tmp folders and a real index built from them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from assistant import Assistant
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "seeds" / "000_fda7896eed6c390c.txt"
+
+
+@pytest.fixture(scope="session")
+def seed_assistant(tmp_path_factory: pytest.TempPathFactory) -> Assistant:
+    """The seed article in a fresh index (built once per test session)."""
+    base = tmp_path_factory.mktemp("seed")
+    seeds = base / "seeds"
+    seeds.mkdir()
+    shutil.copy(SEED, seeds / SEED.name)
+    a = Assistant(seeds_dir=seeds, index_dir=base / "index")
+    a.ingest()
+    return a
+
+
+@pytest.fixture(scope="session")
+def encoder():  # type: ignore[no-untyped-def]
+    from assistant.embedding import MiniLMEncoder
+
+    return MiniLMEncoder()

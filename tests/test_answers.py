@@ -1,0 +1,102 @@
+"""End to end on the seed article: answers, exact spans, abstention, verification."""
+
+import pytest
+
+from assistant import Answer, Assistant, BadInputError, Citation
+from assistant.citations import SourceReader, verify
+from tests.conftest import SEED
+
+TEXT = SEED.read_text(encoding="utf-8")
+
+
+def check_citations(ans: Answer) -> None:
+    for c in ans.citations:
+        assert c.source == SEED.name
+        assert TEXT[c.start : c.end] == c.quote
+        assert c.quote in ans.text
+
+
+@pytest.mark.parametrize("question, expected, quote_start", [
+    ("Which country replaced China as the top U.S. trade partner?", "Mexico",
+     "Mexico replaced China"),
+    ("When did Li Shangfu arrive in Minsk?", "Aug. 16", "Defense Minister Li Shangfu met"),
+    ("By how much did bilateral trade between China and Belarus grow last year?", "30 percent",
+     "He then said the bilateral trade"),
+    ("What share of U.S. imports came from China in June?", "13 percent", "He noted that U.S."),
+])
+def test_ask_answers_with_the_exact_sentence(seed_assistant: Assistant, question: str,
+                                             expected: str, quote_start: str) -> None:
+    ans = seed_assistant.ask(question)
+    assert not ans.abstained and ans.mode == "extractive"
+    assert expected in ans.text
+    check_citations(ans)
+    assert ans.citations[0].quote.startswith(quote_start)
+    assert ans.text.endswith("]")
+
+
+def test_ask_abstains_when_documents_do_not_say(seed_assistant: Assistant) -> None:
+    for q in ["What is the recipe for banana bread?", "Who won the 2022 World Cup final?"]:
+        ans = seed_assistant.ask(q)
+        assert ans.abstained and ans.citations == []
+        assert "do not say" in ans.text
+
+
+def test_answer_text_is_built_only_from_source_text(seed_assistant: Assistant) -> None:
+    ans = seed_assistant.ask("What did Lukashenko say about the world order?")
+    stripped = ans.text
+    for i, c in enumerate(ans.citations, 1):
+        stripped = stripped.replace(f"{c.quote} [{i}]", "")
+    assert stripped.strip() == ""
+
+
+def test_to_dict_has_the_cli_json_shape(seed_assistant: Assistant) -> None:
+    d = seed_assistant.ask("Where did Li Shangfu arrive?").to_dict()
+    assert set(d) >= {"answer", "abstained", "mode", "citations", "timings_ms"}
+    assert set(d["citations"][0]) == {"source", "start", "end", "quote"}
+    assert d["timings_ms"]["total"] > 0
+
+
+def test_verify_drops_citations_that_do_not_match(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "d.txt").write_text("Alpha beta. Gamma delta.", encoding="utf-8")
+    reader = SourceReader(tmp_path)
+    good = Citation("d.txt", 0, 11, "Alpha beta.")
+    shifted = Citation("d.txt", 1, 12, "Alpha beta.")
+    missing = Citation("gone.txt", 0, 5, "Alpha")
+    out_of_range = Citation("d.txt", 20, 99, "delta.")
+    assert verify([good, shifted, missing, out_of_range], reader) == [good]
+
+
+def test_stale_index_citations_are_never_shown(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    doc = seeds / "bell.txt"
+    doc.write_text("The church bell was cast in 1722 by Ellen Marsh.\n", encoding="utf-8")
+    a = Assistant(seeds_dir=seeds, index_dir=tmp_path / "index")
+    a.ingest()
+    doc.write_text("PREFIX " + doc.read_text(encoding="utf-8"), encoding="utf-8")  # shifts offsets
+    ans = a.ask("Who cast the church bell?")
+    assert ans.citations == [] and ans.abstained
+    assert ans.notice and "assistant ingest" in ans.notice
+
+
+@pytest.mark.parametrize("question", ["", "   \n", "x" * 2001])
+def test_bad_questions_get_a_clear_error(seed_assistant: Assistant, question: str) -> None:
+    with pytest.raises(BadInputError) as err:
+        seed_assistant.ask(question)
+    assert err.value.hint
+
+
+def test_ask_builds_a_missing_index(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "x.txt").write_text("The lighthouse was built in 1856 by Tom Reyes.\n")
+    ans = Assistant(seeds_dir=seeds, index_dir=tmp_path / "index").ask("When was the "
+                                                                        "lighthouse built?")
+    assert "1856" in ans.text and (tmp_path / "index" / "manifest.json").exists()
+
+
+def test_follow_up_with_a_pronoun_uses_the_history(seed_assistant: Assistant) -> None:
+    history = [{"role": "user", "content": "Who is Belarus's president?"},
+               {"role": "assistant", "content": "Aleksandr Lukashenko [1]"}]
+    ans = seed_assistant.ask("When did he visit Beijing?", history=history)
+    assert "March" in ans.text

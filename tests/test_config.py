@@ -1,0 +1,29 @@
+from pathlib import Path
+
+import pytest
+
+from assistant.config import Settings
+from assistant.errors import ConfigError
+
+
+def test_argument_beats_environment_beats_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings.load().top_k == 8
+    monkeypatch.setenv("ASSISTANT_TOP_K", "5")
+    monkeypatch.setenv("ASSISTANT_INDEX_DIR", "/tmp/elsewhere")
+    assert Settings.load().top_k == 5
+    assert Settings.load().index_dir == Path("/tmp/elsewhere")
+    assert Settings.load(top_k=3).top_k == 3
+
+
+@pytest.mark.parametrize("env, value", [("ASSISTANT_MODE", "magic"), ("ASSISTANT_TOP_K", "0"),
+                                        ("ASSISTANT_ABSTAIN_THRESHOLD", "high")])
+def test_invalid_values_raise_config_error(monkeypatch: pytest.MonkeyPatch, env: str,
+                                           value: str) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ConfigError):
+        Settings.load()
+
+
+def test_unknown_override_is_refused() -> None:
+    with pytest.raises(ConfigError, match="Unknown setting"):
+        Settings.load(colour="blue")
