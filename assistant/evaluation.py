@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-
 import string
 import sys
 import tempfile
@@ -15,10 +14,25 @@ from typing import Any
 
 from .errors import BadInputError
 
-REQUIRED = {"id": str, "question": str, "answerable": bool, "acceptable_answers": list,
-            "evidence": list, "tags": list, "must_pass": bool}
-TAGS = {"factoid", "numeric", "temporal", "paraphrase", "multi-hop", "unanswerable",
-        "adversarial", "follow-up"}
+REQUIRED = {
+    "id": str,
+    "question": str,
+    "answerable": bool,
+    "acceptable_answers": list,
+    "evidence": list,
+    "tags": list,
+    "must_pass": bool,
+}
+TAGS = {
+    "factoid",
+    "numeric",
+    "temporal",
+    "paraphrase",
+    "multi-hop",
+    "unanswerable",
+    "adversarial",
+    "follow-up",
+}
 
 
 def normalize(text: str) -> str:
@@ -50,20 +64,27 @@ def load_cases(path: Path, corpus: Path) -> list[dict[str, Any]]:
         case = json.loads(line)
         for key, kind in REQUIRED.items():
             if not isinstance(case.get(key), kind):
-                raise BadInputError(f"{path}:{n}: field {key!r} is missing or not a {kind.__name__}.",
-                                    "Fix the eval case.")
+                raise BadInputError(
+                    f"{path}:{n}: field {key!r} is missing or not a {kind.__name__}.",
+                    "Fix the eval case.",
+                )
         if case["id"] in seen:
             raise BadInputError(f"{path}:{n}: duplicate id {case['id']!r}.", "Ids must be unique.")
         seen.add(case["id"])
         if set(case["tags"]) - TAGS:
-            raise BadInputError(f"{path}:{n}: unknown tag(s) {set(case['tags']) - TAGS}.",
-                                f"Use tags from {sorted(TAGS)}.")
+            raise BadInputError(
+                f"{path}:{n}: unknown tag(s) {set(case['tags']) - TAGS}.",
+                f"Use tags from {sorted(TAGS)}.",
+            )
         spans = []
         for quote in case["evidence"]:
             hits = [(d.source, d.text.find(quote)) for d in docs if quote in d.text]
             if not hits:
-                raise BadInputError(f"{path}:{n}: evidence quote of {case['id']} is not in the "
-                                    f"corpus: {quote[:60]!r}", "Copy the quote exactly.")
+                raise BadInputError(
+                    f"{path}:{n}: evidence quote of {case['id']} is not in the "
+                    f"corpus: {quote[:60]!r}",
+                    "Copy the quote exactly.",
+                )
             spans.append((hits[0][0], hits[0][1], hits[0][1] + len(quote)))
         case["gold_spans"] = spans
         cases.append(case)
@@ -91,15 +112,22 @@ def run_case(assistant: Any, case: dict[str, Any], corpus_texts: dict[str, str])
     ans = assistant.ask(case["question"], history=case.get("history"))
     latency = (time.perf_counter() - t0) * 1000
     cited = [(c.source, c.start, c.end) for c in ans.citations]
-    valid = [corpus_texts.get(c.source, "")[c.start:c.end] == c.quote for c in ans.citations]
+    valid = [corpus_texts.get(c.source, "")[c.start : c.end] == c.quote for c in ans.citations]
     gold = case["gold_spans"]
     norm_answer = normalize(ans.text)
     result: dict[str, Any] = {
-        "id": case["id"], "question": case["question"], "tags": case["tags"],
-        "answerable": case["answerable"], "must_pass": case["must_pass"],
-        "answer": ans.text, "abstained": ans.abstained, "mode": ans.mode,
-        "citations": [c.to_dict() for c in ans.citations], "latency_ms": latency,
-        "citation_valid": all(valid), "n_citations": len(valid),
+        "id": case["id"],
+        "question": case["question"],
+        "tags": case["tags"],
+        "answerable": case["answerable"],
+        "must_pass": case["must_pass"],
+        "answer": ans.text,
+        "abstained": ans.abstained,
+        "mode": ans.mode,
+        "citations": [c.to_dict() for c in ans.citations],
+        "latency_ms": latency,
+        "citation_valid": all(valid),
+        "n_citations": len(valid),
         "chars_cited": sum(c.end - c.start for c in ans.citations),
         "confidence": ans.trace.get("confidence"),
     }
@@ -107,12 +135,16 @@ def run_case(assistant: Any, case: dict[str, Any], corpus_texts: dict[str, str])
     if case["answerable"]:
         golds = case["acceptable_answers"]
         result["correct"] = (not ans.abstained) and any(
-            normalize(g) and normalize(g) in norm_answer for g in golds)
+            normalize(g) and normalize(g) in norm_answer for g in golds
+        )
         result["f1"] = 0.0 if ans.abstained else max(token_f1(ans.text, g) for g in golds)
         result["evidence_hit"] = any(_overlap(c, g) for c in cited for g in gold)
         result["evidence_f1"] = _char_f1(cited, gold)
-        ranks = [i for i, span in enumerate(chunk_spans, 1)
-                 if any(_overlap(tuple(span), g) for g in gold)]
+        ranks = [
+            i
+            for i, span in enumerate(chunk_spans, 1)
+            if any(_overlap(tuple(span), g) for g in gold)
+        ]
         result["retrieval_rank"] = ranks[0] if ranks else None
         result["passed"] = result["correct"] and result["evidence_hit"] and result["citation_valid"]
     else:
@@ -158,16 +190,19 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run_set(name: str, cases_path: Path, corpus: Path, work: Path, **assistant_kwargs: Any
-            ) -> dict[str, Any]:
+def run_set(
+    name: str, cases_path: Path, corpus: Path, work: Path, **assistant_kwargs: Any
+) -> dict[str, Any]:
     """Ingest the set's corpus into a fresh index and run every case through `Assistant.ask`."""
     from .core import Assistant
 
     cases = load_cases(cases_path, corpus)
     assistant = Assistant(seeds_dir=corpus, index_dir=work / name, **assistant_kwargs)
     assistant.ingest()
-    texts = {d: (corpus / d).read_text(encoding="utf-8") for d in
-             {s for c in cases for s, _, _ in c["gold_spans"]}}
+    texts = {
+        d: (corpus / d).read_text(encoding="utf-8")
+        for d in {s for c in cases for s, _, _ in c["gold_spans"]}
+    }
     from .documents import load_documents
 
     texts.update({d.source: d.text for d in load_documents(corpus)[0]})
@@ -177,9 +212,12 @@ def run_set(name: str, cases_path: Path, corpus: Path, work: Path, **assistant_k
     for r in results:
         for t in r["tags"]:
             by_tag[t].append(r)
-    return {"set": name, "overall": aggregate(results),
-            "by_tag": {t: aggregate(rs) for t, rs in sorted(by_tag.items())},
-            "results": results}
+    return {
+        "set": name,
+        "overall": aggregate(results),
+        "by_tag": {t: aggregate(rs) for t, rs in sorted(by_tag.items())},
+        "results": results,
+    }
 
 
 def find_sets_file() -> Path:
@@ -189,9 +227,17 @@ def find_sets_file() -> Path:
     raise BadInputError("Cannot find evals/sets.json.", "Run assistant eval from the project root.")
 
 
-METRICS_SHOWN = ["answer_correctness", "evidence_hit", "citation_validity", "abstention_recall",
-                 "false_refusal", "mean_chars_cited", "retrieval_hit@3", "retrieval_mrr",
-                 "latency_p50_ms"]
+METRICS_SHOWN = [
+    "answer_correctness",
+    "evidence_hit",
+    "citation_validity",
+    "abstention_recall",
+    "false_refusal",
+    "mean_chars_cited",
+    "retrieval_hit@3",
+    "retrieval_mrr",
+    "latency_p50_ms",
+]
 
 
 def format_table(reports: list[dict[str, Any]]) -> str:
@@ -199,15 +245,22 @@ def format_table(reports: list[dict[str, Any]]) -> str:
     lines = [head, "|" + "---|" * (len(METRICS_SHOWN) + 2)]
     for rep in reports:
         o = rep["overall"]
-        lines.append(f"| {rep['set']} | {o['cases']} | "
-                     + " | ".join("" if o[m] is None else f"{o[m]:g}" for m in METRICS_SHOWN)
-                     + " |")
+        lines.append(
+            f"| {rep['set']} | {o['cases']} | "
+            + " | ".join("" if o[m] is None else f"{o[m]:g}" for m in METRICS_SHOWN)
+            + " |"
+        )
     return "\n".join(lines)
 
 
 # Metrics where higher is better, and the drop the gate tolerates (absolute).
-GATED = {"answer_correctness": 0.02, "evidence_hit": 0.02, "citation_validity": 0.0,
-         "abstention_recall": 0.03, "retrieval_hit@3": 0.02}
+GATED = {
+    "answer_correctness": 0.02,
+    "evidence_hit": 0.02,
+    "citation_validity": 0.0,
+    "abstention_recall": 0.03,
+    "retrieval_hit@3": 0.02,
+}
 # Metrics where lower is better.
 GATED_LOWER = {"false_refusal": 0.02, "mean_chars_cited": 30.0}
 
@@ -222,28 +275,38 @@ def compare(reports: list[dict[str, Any]], baseline: dict[str, Any]) -> list[str
         for metric, tol in GATED.items():
             now, was = rep["overall"].get(metric), base["overall"].get(metric)
             if now is not None and was is not None and now < was - tol:
-                problems.append(f"{rep['set']}: {metric} fell from {was:g} to {now:g} "
-                                f"(tolerance {tol:g})")
+                problems.append(
+                    f"{rep['set']}: {metric} fell from {was:g} to {now:g} (tolerance {tol:g})"
+                )
         for metric, tol in GATED_LOWER.items():
             now, was = rep["overall"].get(metric), base["overall"].get(metric)
             if now is not None and was is not None and now > was + tol:
-                problems.append(f"{rep['set']}: {metric} rose from {was:g} to {now:g} "
-                                f"(tolerance {tol:g})")
+                problems.append(
+                    f"{rep['set']}: {metric} rose from {was:g} to {now:g} (tolerance {tol:g})"
+                )
         passed_before = set(base.get("passed", []))
         for r in rep["results"]:
             if not r["passed"] and r["id"] in passed_before:
-                problems.append(f"{rep['set']}: {r['id']} regressed: {r['question']!r} -> "
-                                f"{r['answer'][:120]!r}")
+                problems.append(
+                    f"{rep['set']}: {r['id']} regressed: {r['question']!r} -> {r['answer'][:120]!r}"
+                )
     return problems
 
 
 def baseline_of(reports: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"sets": {rep["set"]: {
-        "overall": {k: v for k, v in rep["overall"].items() if not k.startswith("latency")},
-        "by_tag": {t: {k: v for k, v in a.items() if not k.startswith("latency")}
-                   for t, a in rep["by_tag"].items()},
-        "passed": sorted(r["id"] for r in rep["results"] if r["passed"]),
-    } for rep in reports}}
+    return {
+        "sets": {
+            rep["set"]: {
+                "overall": {k: v for k, v in rep["overall"].items() if not k.startswith("latency")},
+                "by_tag": {
+                    t: {k: v for k, v in a.items() if not k.startswith("latency")}
+                    for t, a in rep["by_tag"].items()
+                },
+                "passed": sorted(r["id"] for r in rep["results"] if r["passed"]),
+            }
+            for rep in reports
+        }
+    }
 
 
 def run_cli(args: Any) -> int:
@@ -253,25 +316,32 @@ def run_cli(args: Any) -> int:
     names = args.sets or list(sets)
     unknown = [n for n in names if n not in sets]
     if unknown:
-        raise BadInputError(f"Unknown eval set(s): {', '.join(unknown)}.",
-                            f"Choose from: {', '.join(sets)}.")
+        raise BadInputError(
+            f"Unknown eval set(s): {', '.join(unknown)}.", f"Choose from: {', '.join(sets)}."
+        )
     with tempfile.TemporaryDirectory(prefix="assistant-eval-") as tmp:
         work = Path(args.work) if args.work else Path(tmp)
-        reports = [run_set(n, root / sets[n]["cases"], root / sets[n]["corpus"], work)
-                   for n in names]
+        reports = [
+            run_set(n, root / sets[n]["cases"], root / sets[n]["corpus"], work) for n in names
+        ]
     print(format_table(reports))
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(reports, indent=2, ensure_ascii=False),
-                                       encoding="utf-8")
+        Path(args.json_out).write_text(
+            json.dumps(reports, indent=2, ensure_ascii=False), encoding="utf-8"
+        )
     baseline_path = Path(args.baseline) if args.baseline else root / "evals" / "baseline.json"
     if args.update_baseline:
-        baseline_path.write_text(json.dumps(baseline_of(reports), indent=2) + "\n",
-                                 encoding="utf-8")
+        baseline_path.write_text(
+            json.dumps(baseline_of(reports), indent=2) + "\n", encoding="utf-8"
+        )
         print(f"baseline written to {baseline_path}")
         return 0
-    problems = [f"{rep['set']}: must_pass case {r['id']} failed: {r['question']!r} -> "
-                f"{r['answer'][:120]!r}"
-                for rep in reports for r in rep["results"] if r["must_pass"] and not r["passed"]]
+    problems = [
+        f"{rep['set']}: must_pass case {r['id']} failed: {r['question']!r} -> {r['answer'][:120]!r}"
+        for rep in reports
+        for r in rep["results"]
+        if r["must_pass"] and not r["passed"]
+    ]
     if baseline_path.exists():
         problems += compare(reports, json.loads(baseline_path.read_text(encoding="utf-8")))
     else:

@@ -10,11 +10,15 @@ from .retrieve import Evidence, HybridRetriever
 
 ABSTAIN_TEXT = "The documents do not say."
 
-_NUM_WORDS = (r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
-              r"forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|million|billion|dozen|"
-              r"half|quarter|percent|per cent|first|second|third|fourth|fifth|single|double|triple")
-_MONTHS = (r"jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sept?(ember)?|"
-           r"oct(ober)?|nov(ember)?|dec(ember)?")
+_NUM_WORDS = (
+    r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
+    r"forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|million|billion|dozen|"
+    r"half|quarter|percent|per cent|first|second|third|fourth|fifth|single|double|triple"
+)
+_MONTHS = (
+    r"jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sept?(ember)?|"
+    r"oct(ober)?|nov(ember)?|dec(ember)?"
+)
 _TYPES = {
     "number": re.compile(rf"\d|\b({_NUM_WORDS})\b", re.I),
     "time": re.compile(
@@ -22,35 +26,73 @@ _TYPES = {
         r"summer|fall|autumn|winter|yesterday|today|tonight|week|month|year|decade|century|"
         r"ago|earlier|later|recent(ly)?|since|until|morning|evening|night)\b|\b(1[0-9]|20)\d\d\b"
         r"|\d{1,2}(st|nd|rd|th)\b",
-        re.I),
-    "money": re.compile(r"[$€£¥]|\b(dollars?|usd|yuan|euros?|pounds? sterling|rubles?|"
-                        r"roubles?|cents?)\b", re.I),
+        re.I,
+    ),
+    "money": re.compile(
+        r"[$€£¥]|\b(dollars?|usd|yuan|euros?|pounds? sterling|rubles?|"
+        r"roubles?|cents?)\b",
+        re.I,
+    ),
 }
-_ROLE = (r"person|man|woman|official|officials|minister|leader|analyst|president|spokesman|"
-         r"spokesperson|curator|mayor|author|poet|engineer|founder|chief|head|owner|architect|"
-         r"scientist|writer|counterpart|director|member|members")
+_ROLE = (
+    r"person|man|woman|official|officials|minister|leader|analyst|president|spokesman|"
+    r"spokesperson|curator|mayor|author|poet|engineer|founder|chief|head|owner|architect|"
+    r"scientist|writer|counterpart|director|member|members"
+)
 _QUESTION_TYPES = [
-    ("money", re.compile(r"\b(how much money|in dollars|dollar value|what did .* cost|"
-                         r"how much did .* cost|price|budget|worth in)\b", re.I)),
-    ("number", re.compile(r"\bhow (many|much|long|old|far|big|large|tall|high|often|wide|deep)\b|"
-                          r"\bwhat (percentage|percent|share|number|proportion|fraction|"
-                          r"population|size|length|area|distance|age)\b|\bby how much\b|"
-                          r"\bpopulation\b", re.I)),
-    ("time", re.compile(r"\bwhen\b|\b(what|which) (year|month|day|date|time|season|decade|"
-                        r"century)\b|\bhow long ago\b|\bin what year\b|\bon what date\b", re.I)),
-    ("person", re.compile(rf"\bwho(m|se)?\b|\b(which|what) ({_ROLE})\b|\bfull name\b|"
-                          rf"\bname of the ({_ROLE})\b", re.I)),
-    ("entity", re.compile(r"\bwhere\b|\bwhich [a-z]+\b|\bwhat is the name\b|\bwhat (country|city|"
-                          r"nation|town|agency|outlet|newspaper|organi[sz]ation|company)\b",
-                          re.I)),
+    (
+        "money",
+        re.compile(
+            r"\b(how much money|in dollars|dollar value|what did .* cost|"
+            r"how much did .* cost|price|budget|worth in)\b",
+            re.I,
+        ),
+    ),
+    (
+        "number",
+        re.compile(
+            r"\bhow (many|much|long|old|far|big|large|tall|high|often|wide|deep)\b|"
+            r"\bwhat (percentage|percent|share|number|proportion|fraction|"
+            r"population|size|length|area|distance|age)\b|\bby how much\b|"
+            r"\bpopulation\b",
+            re.I,
+        ),
+    ),
+    (
+        "time",
+        re.compile(
+            r"\bwhen\b|\b(what|which) (year|month|day|date|time|season|decade|"
+            r"century)\b|\bhow long ago\b|\bin what year\b|\bon what date\b",
+            re.I,
+        ),
+    ),
+    (
+        "person",
+        re.compile(
+            rf"\bwho(m|se)?\b|\b(which|what) ({_ROLE})\b|\bfull name\b|"
+            rf"\bname of the ({_ROLE})\b",
+            re.I,
+        ),
+    ),
+    (
+        "entity",
+        re.compile(
+            r"\bwhere\b|\bwhich [a-z]+\b|\bwhat is the name\b|\bwhat (country|city|"
+            r"nation|town|agency|outlet|newspaper|organi[sz]ation|company)\b",
+            re.I,
+        ),
+    ),
 ]
-_TITLE = (r"(?:Mr|Mrs|Ms|Dr|Prof|Gen|Col|Lt|Capt|Sgt|Adm|Gov|Sen|Rep|Rev|Sir|Dame|Lord|Lady|"
-          r"St|President|Minister|King|Queen|Prince|Princess|Chancellor|Mayor)\.?")
+_TITLE = (
+    r"(?:Mr|Mrs|Ms|Dr|Prof|Gen|Col|Lt|Capt|Sgt|Adm|Gov|Sen|Rep|Rev|Sir|Dame|Lord|Lady|"
+    r"St|President|Minister|King|Queen|Prince|Princess|Chancellor|Mayor)\.?"
+)
 _NAME_WORD = r"[A-Z][\w’'\-]+"
 _PERSON = re.compile(
     rf"(?<![\w’'])(?:{_TITLE}\s+(?:[A-Z]\.\s+)*{_NAME_WORD}"
     rf"|(?:[A-Z]\.\s+)+{_NAME_WORD}"
-    rf"|{_NAME_WORD}(?:\s+{_NAME_WORD})+)")
+    rf"|{_NAME_WORD}(?:\s+{_NAME_WORD})+)"
+)
 _TITLE_WORDS = set(words(_TITLE.replace("(?:", "").replace(r")\.?", "").replace("|", " ")))
 _CLAUSE_CUT = re.compile(r",\s+|;\s+|\s+—\s+|—|:\s+|\s+–\s+")
 
@@ -110,8 +152,7 @@ class ExtractiveAnswerer:
         self.threshold = threshold
         self.max_sentences = max_sentences
 
-    def adjusted(self, ev: Evidence, question: str, q_tokens: list[str], kind: str | None
-                 ) -> float:
+    def adjusted(self, ev: Evidence, question: str, q_tokens: list[str], kind: str | None) -> float:
         """Sentence score after answer-type and novelty checks."""
         score = ev.score
         if not has_type(ev.text, kind, question):
@@ -120,14 +161,16 @@ class ExtractiveAnswerer:
             score -= 0.25
         return score
 
-    def pick(self, question: str, q_tokens: list[str], evidence: list[Evidence]
-             ) -> tuple[list[Pick], float]:
+    def pick(
+        self, question: str, q_tokens: list[str], evidence: list[Evidence]
+    ) -> tuple[list[Pick], float]:
         """The spans to cite, and the confidence of the best one (compared to the threshold)."""
         if not evidence:
             return [], 0.0
         kind = expected_type(question)
-        ranked = sorted(((self.adjusted(e, question, q_tokens, kind), e) for e in evidence),
-                        key=lambda p: -p[0])
+        ranked = sorted(
+            ((self.adjusted(e, question, q_tokens, kind), e) for e in evidence), key=lambda p: -p[0]
+        )
         best_score, best = ranked[0]
         if best_score < self.threshold:
             return [], best_score
@@ -146,8 +189,9 @@ class ExtractiveAnswerer:
         chosen.sort(key=lambda p: (p[1].source, p[1].start))
         return [self._trim(ev, score, question, q_tokens, kind) for score, ev in chosen], best_score
 
-    def _trim(self, ev: Evidence, score: float, question: str, q_tokens: list[str],
-              kind: str | None) -> Pick:
+    def _trim(
+        self, ev: Evidence, score: float, question: str, q_tokens: list[str], kind: str | None
+    ) -> Pick:
         """Drop leading or trailing clauses that hold neither a question word nor the answer type.
 
         Only for questions with a clear answer type (number, date, person, ...), and only from

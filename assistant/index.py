@@ -109,8 +109,16 @@ def _parse(doc: Document, settings: Settings) -> DocEntry:
     for i, ch in enumerate(chunks):
         s0 = len(sentences)
         sentences.extend([s.start, s.end, s.text] for s in ch.sentences)
-        chunk_rows.append({"id": _chunk_id(doc.source, doc.sha256, i), "start": ch.start,
-                           "end": ch.end, "section": ch.section, "s0": s0, "s1": len(sentences)})
+        chunk_rows.append(
+            {
+                "id": _chunk_id(doc.source, doc.sha256, i),
+                "start": ch.start,
+                "end": ch.end,
+                "section": ch.section,
+                "s0": s0,
+                "s1": len(sentences),
+            }
+        )
     title = parsed.title or Path(doc.source).stem
     return DocEntry(doc.source, doc.sha256, title, len(doc.text), chunk_rows, sentences)
 
@@ -127,15 +135,21 @@ class _Progress:
         if self.enabled:
             width = 30
             done = int(width * self.n / self.total)
-            sys.stderr.write(f"\r{self.label} [{'#' * done}{'.' * (width - done)}] "
-                             f"{self.n}/{self.total}")
+            sys.stderr.write(
+                f"\r{self.label} [{'#' * done}{'.' * (width - done)}] {self.n}/{self.total}"
+            )
             if self.n >= self.total:
                 sys.stderr.write("\n")
             sys.stderr.flush()
 
 
-def ingest(settings: Settings, encoder_factory: Any, store_factory: Any, rebuild: bool = False,
-           progress: bool = True) -> IngestSummary:
+def ingest(
+    settings: Settings,
+    encoder_factory: Any,
+    store_factory: Any,
+    rebuild: bool = False,
+    progress: bool = True,
+) -> IngestSummary:
     """Build or refresh the index for the seeds folder; returns what changed."""
     t0 = time.perf_counter()
     index_dir = settings.index_dir
@@ -144,7 +158,7 @@ def ingest(settings: Settings, encoder_factory: Any, store_factory: Any, rebuild
         raise SeedsError(
             f"No readable .txt or .md document found in {settings.seeds_dir}"
             + (f" ({len(skipped)} skipped)." if skipped else "."),
-            "Add UTF-8 .txt or .md files to the seeds folder; the existing index was left as it is.",
+            "Add UTF-8 .txt or .md files to the seeds folder; the index was left as it is.",
         )
     index_dir.mkdir(parents=True, exist_ok=True)
     old = None if rebuild else read_manifest(index_dir)
@@ -186,21 +200,29 @@ def ingest(settings: Settings, encoder_factory: Any, store_factory: Any, rebuild
             entry = _parse(doc, settings)
             texts = [s[2] for s in entry.sentences]
             sent_vecs = np.asarray(embed_texts(encoder, texts), dtype=np.float32).reshape(
-                len(texts), -1)
+                len(texts), -1
+            )
             entries[doc.source], vectors[doc.source] = entry, sent_vecs
             records = []
             for ch in entry.chunks:
                 v = sent_vecs[ch["s0"] : ch["s1"]].mean(axis=0)
                 v = v / max(float(np.linalg.norm(v)), 1e-12)
-                records.append({
-                    "id": ch["id"],
-                    "text": doc.text[ch["start"] : ch["end"]],
-                    "vector": v.tolist(),
-                    "ref_doc_id": _ref_doc_id(doc.source, doc.sha256),
-                    "metadata": {"source": doc.source, "start": ch["start"], "end": ch["end"],
-                                 "section": ch["section"], "title": entry.title,
-                                 "doc_sha256": doc.sha256},
-                })
+                records.append(
+                    {
+                        "id": ch["id"],
+                        "text": doc.text[ch["start"] : ch["end"]],
+                        "vector": v.tolist(),
+                        "ref_doc_id": _ref_doc_id(doc.source, doc.sha256),
+                        "metadata": {
+                            "source": doc.source,
+                            "start": ch["start"],
+                            "end": ch["end"],
+                            "section": ch["section"],
+                            "title": entry.title,
+                            "doc_sha256": doc.sha256,
+                        },
+                    }
+                )
             if records:
                 add_chunks(collection, records)
             bar.update()
@@ -210,17 +232,24 @@ def ingest(settings: Settings, encoder_factory: Any, store_factory: Any, rebuild
         shutil.rmtree(index_dir / f"v{version}", ignore_errors=True)
         version += 1
     order = sorted(entries)
-    _write_sidecar(index_dir / f"v{version}", [entries[s] for s in order],
-                   [vectors[s] for s in order])
+    _write_sidecar(
+        index_dir / f"v{version}", [entries[s] for s in order], [vectors[s] for s in order]
+    )
     seconds = time.perf_counter() - t0
     manifest = {
         **expected_identity(settings),
         "version": version,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "build_seconds": round(seconds, 3),
-        "documents": {s: {"sha256": entries[s].sha256, "chars": entries[s].chars,
-                          "chunks": len(entries[s].chunks), "title": entries[s].title}
-                      for s in order},
+        "documents": {
+            s: {
+                "sha256": entries[s].sha256,
+                "chars": entries[s].chars,
+                "chunks": len(entries[s].chunks),
+                "title": entries[s].title,
+            }
+            for s in order
+        },
         "skipped": skipped,
     }
     _write_json_atomic(index_dir / MANIFEST, manifest)
@@ -231,12 +260,22 @@ def ingest(settings: Settings, encoder_factory: Any, store_factory: Any, rebuild
     if stale:
         store.delete_documents(stale)
     for child in index_dir.iterdir():
-        if child.is_dir() and child.name.startswith("v") and child.name[1:].isdigit() \
-                and int(child.name[1:]) < version - 1:
+        if (
+            child.is_dir()
+            and child.name.startswith("v")
+            and child.name[1:].isdigit()
+            and int(child.name[1:]) < version - 1
+        ):
             shutil.rmtree(child, ignore_errors=True)
-    return IngestSummary(added=len(added), updated=len(updated), removed=len(removed),
-                         unchanged=len(unchanged), skipped=tuple(skipped),
-                         chunks=sum(len(e.chunks) for e in entries.values()), seconds=seconds)
+    return IngestSummary(
+        added=len(added),
+        updated=len(updated),
+        removed=len(removed),
+        unchanged=len(unchanged),
+        skipped=tuple(skipped),
+        chunks=sum(len(e.chunks) for e in entries.values()),
+        seconds=seconds,
+    )
 
 
 def _write_sidecar(folder: Path, entries: list[DocEntry], vectors: list[np.ndarray]) -> None:
@@ -245,8 +284,17 @@ def _write_sidecar(folder: Path, entries: list[DocEntry], vectors: list[np.ndarr
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    docs = [{"source": e.source, "sha256": e.sha256, "title": e.title, "chars": e.chars,
-             "chunks": e.chunks, "sentences": e.sentences} for e in entries]
+    docs = [
+        {
+            "source": e.source,
+            "sha256": e.sha256,
+            "title": e.title,
+            "chars": e.chars,
+            "chunks": e.chunks,
+            "sentences": e.sentences,
+        }
+        for e in entries
+    ]
     with (tmp / "chunks.json").open("w", encoding="utf-8") as fh:
         json.dump({"docs": docs}, fh, ensure_ascii=False)
     mat = np.concatenate(vectors) if vectors else np.zeros((0, 384), dtype=np.float32)
@@ -283,8 +331,9 @@ class Sidecar:
         d = self.docs[i]
         base = self.doc_sent_base[i]
         vecs = self.sent_vecs[base : base + len(d["sentences"])]
-        return DocEntry(d["source"], d["sha256"], d["title"], d["chars"], d["chunks"],
-                        d["sentences"]), np.asarray(vecs)
+        return DocEntry(
+            d["source"], d["sha256"], d["title"], d["chars"], d["chunks"], d["sentences"]
+        ), np.asarray(vecs)
 
 
 def _load_sidecar(folder: Path) -> Sidecar:
@@ -313,17 +362,28 @@ def _load_sidecar(folder: Path) -> Sidecar:
             ends.append(s[1])
             texts.append(s[2])
         base += len(d["sentences"])
-    return Sidecar(folder, docs, chunk_ids, np.array(chunk_doc, dtype=np.int32),
-                   np.array(s0s, dtype=np.int32), np.array(s1s, dtype=np.int32),
-                   np.array(sent_doc, dtype=np.int32), np.array(starts, dtype=np.int64),
-                   np.array(ends, dtype=np.int64), texts, vecs, bases)
+    return Sidecar(
+        folder,
+        docs,
+        chunk_ids,
+        np.array(chunk_doc, dtype=np.int32),
+        np.array(s0s, dtype=np.int32),
+        np.array(s1s, dtype=np.int32),
+        np.array(sent_doc, dtype=np.int32),
+        np.array(starts, dtype=np.int64),
+        np.array(ends, dtype=np.int64),
+        texts,
+        vecs,
+        bases,
+    )
 
 
 def load_current(settings: Settings) -> tuple[dict[str, Any], Sidecar]:
     """The manifest and sidecar readers should use; raises if missing or incompatible."""
     manifest = read_manifest(settings.index_dir)
     if manifest is None:
-        raise IndexMissingError(f"There is no index in {settings.index_dir}.",
-                                "Build it with: assistant ingest")
+        raise IndexMissingError(
+            f"There is no index in {settings.index_dir}.", "Build it with: assistant ingest"
+        )
     check_compatible(manifest, settings, settings.index_dir)
     return manifest, _load_sidecar(settings.index_dir / f"v{manifest['version']}")

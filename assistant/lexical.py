@@ -10,17 +10,159 @@ from pathlib import Path
 
 import numpy as np
 
-STOPWORDS = frozenset("""
-a about above after again against all am an and any are as at be because been before being below
-between both but by can could did do does doing down during each few for from further had has have
-having he her here hers herself him himself his how i if in into is it its itself just me more most
-my myself no nor not now of off on once only or other our ours ourselves out over own same she
-should so some such than that the their theirs them themselves then there these they this those
-through to too under until up very was we were what when where which while who whom why will with
-would you your yours yourself yourselves s t also according said says say tell told me please
-""".split())
+STOPWORDS = frozenset(
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "me",
+        "more",
+        "most",
+        "my",
+        "myself",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+        "s",
+        "t",
+        "also",
+        "according",
+        "said",
+        "says",
+        "say",
+        "tell",
+        "told",
+        "me",
+        "please",
+    ]
+)
 
 _WORD = re.compile(r"[0-9]+(?:[.,][0-9]+)*|[^\W\d_]+(?:['’][^\W\d_]+)*", re.UNICODE)
+
+
+def _bm25s():  # type: ignore[no-untyped-def]
+    """Import bm25s lazily; it sets its own logger to DEBUG, which would print on every ingest."""
+    import logging
+
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
 
 
 def _fold(text: str) -> str:
@@ -65,8 +207,7 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, chunk_texts: list[str], sentence_texts: list[str]) -> LexicalIndex:
-        import bm25s
-
+        bm25s = _bm25s()
         bm25 = None
         corpus = [tokenize(t) or ["\x00empty"] for t in chunk_texts]
         if corpus:
@@ -84,14 +225,14 @@ class LexicalIndex:
         if self._bm25 is not None:
             self._bm25.save(str(folder / "bm25"), show_progress=False)
         (folder / "sentence_df.json").write_text(
-            json.dumps({"n": self.n_sentences, "df": self.sentence_df}), encoding="utf-8")
+            json.dumps({"n": self.n_sentences, "df": self.sentence_df}), encoding="utf-8"
+        )
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
         import json
 
-        import bm25s
-
+        bm25s = _bm25s()
         bm25 = None
         if (folder / "bm25").exists():
             bm25 = bm25s.BM25.load(str(folder / "bm25"), mmap=False, show_progress=False)

@@ -38,8 +38,16 @@ class Retrieval:
 class HybridRetriever:
     """Finds the chunks and then the sentences that bear on a question."""
 
-    def __init__(self, sidecar: Sidecar, lexical: LexicalIndex, store: Any, encoder: Any,
-                 top_k: int = 8, candidate_k: int = 24, rrf_k: int = 60) -> None:
+    def __init__(
+        self,
+        sidecar: Sidecar,
+        lexical: LexicalIndex,
+        store: Any,
+        encoder: Any,
+        top_k: int = 8,
+        candidate_k: int = 24,
+        rrf_k: int = 60,
+    ) -> None:
         self.side = sidecar
         self.lexical = lexical
         self.store = store
@@ -79,8 +87,9 @@ class HybridRetriever:
         timings["sentences"] = (time.perf_counter() - t3) * 1000
         return Retrieval(q_tokens, chunks, evidence, timings)
 
-    def _score_sentences(self, q_vec: np.ndarray, q_tokens: list[str],
-                         chunks: list[tuple[int, float]]) -> list[Evidence]:
+    def _score_sentences(
+        self, q_vec: np.ndarray, q_tokens: list[str], chunks: list[tuple[int, float]]
+    ) -> list[Evidence]:
         side = self.side
         sents: list[tuple[int, int]] = []
         for rank, (pos, _) in enumerate(chunks):
@@ -90,7 +99,7 @@ class HybridRetriever:
         idx = np.array([s for s, _ in sents])
         dense = side.sent_vecs[idx] @ q_vec
         out = []
-        for (s, rank), d in zip(sents, dense):
+        for (s, rank), d in zip(sents, dense, strict=True):
             toks = set(tokenize(side.sent_text[s]))
             lex = self.coverage(q_tokens, toks)
             # The sentence before often names who "he" or "it" is: give its words half weight.
@@ -99,8 +108,18 @@ class HybridRetriever:
                 lex = min(1.0, lex + 0.5 * self.coverage(q_tokens, prev))
             score = 0.6 * float(d) + 0.4 * lex
             doc = side.docs[side.sent_doc[s]]
-            out.append(Evidence(int(s), doc["source"], int(side.sent_start[s]),
-                                int(side.sent_end[s]), side.sent_text[s], score, float(d), lex,
-                                rank))
+            out.append(
+                Evidence(
+                    int(s),
+                    doc["source"],
+                    int(side.sent_start[s]),
+                    int(side.sent_end[s]),
+                    side.sent_text[s],
+                    score,
+                    float(d),
+                    lex,
+                    rank,
+                )
+            )
         out.sort(key=lambda e: -e.score)
         return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,10 @@ class ChromaStore:
                 path.mkdir(parents=True, exist_ok=True)
                 self._client = chromadb.PersistentClient(path=str(path), settings=settings)
         except Exception as exc:  # chromadb raises many types; all mean "cannot open"
-            raise BackendError(f"Cannot open the Chroma store at {self.where}: {exc}",
-                               "Check the path or URL, or rebuild with assistant ingest --rebuild."
-                               ) from None
+            raise BackendError(
+                f"Cannot open the Chroma store at {self.where}: {exc}",
+                "Check the path or URL, or rebuild with assistant ingest --rebuild.",
+            ) from None
         self._collection: Any = None
 
     def collection(self, create: bool = False) -> Any:
@@ -47,10 +49,12 @@ class ChromaStore:
             try:
                 if create:
                     self._collection = self._client.get_or_create_collection(
-                        COLLECTION, embedding_function=None, metadata={"hnsw:space": "cosine"})
+                        COLLECTION, embedding_function=None, metadata={"hnsw:space": "cosine"}
+                    )
                 else:
                     self._collection = self._client.get_collection(
-                        COLLECTION, embedding_function=None)
+                        COLLECTION, embedding_function=None
+                    )
             except Exception as exc:
                 raise BackendError(
                     f"The Chroma collection {COLLECTION!r} at {self.where} cannot be opened "
@@ -60,10 +64,8 @@ class ChromaStore:
         return self._collection
 
     def reset(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # absent already
             self._client.delete_collection(COLLECTION)
-        except Exception:  # absent already
-            pass
         self._collection = None
 
     def query(self, vector: list[float], k: int) -> list[tuple[str, float]]:
@@ -75,9 +77,13 @@ class ChromaStore:
         try:
             res = col.query(query_embeddings=[vector], n_results=n, include=["distances"])
         except Exception as exc:
-            raise BackendError(f"Chroma query failed at {self.where}: {exc}",
-                               "Check that the Chroma store is reachable.") from None
-        return [(i, 1.0 - float(d)) for i, d in zip(res["ids"][0], res["distances"][0])]
+            raise BackendError(
+                f"Chroma query failed at {self.where}: {exc}",
+                "Check that the Chroma store is reachable.",
+            ) from None
+        return [
+            (i, 1.0 - float(d)) for i, d in zip(res["ids"][0], res["distances"][0], strict=True)
+        ]
 
     def ids_of_document(self, ref_doc_id: str) -> list[str]:
         return list(self.collection().get(where={"document_id": ref_doc_id}, include=[])["ids"])

@@ -16,25 +16,157 @@ _CLOSING_PUNCT = ".!?…:;,"
 
 # Never end a sentence: titles before a name.
 _TITLES = {
-    "mr", "mrs", "ms", "mx", "dr", "prof", "gen", "col", "lt", "sgt", "capt", "cpt", "maj", "adm",
-    "gov", "sen", "rep", "rev", "hon", "pres", "supt", "insp", "cmdr", "messrs", "mme", "mlle",
-    "st", "mt", "ft", "fr", "sr", "jr", "gov", "amb", "brig", "cdr", "pvt", "cpl",
+    "mr",
+    "mrs",
+    "ms",
+    "mx",
+    "dr",
+    "prof",
+    "gen",
+    "col",
+    "lt",
+    "sgt",
+    "capt",
+    "cpt",
+    "maj",
+    "adm",
+    "gov",
+    "sen",
+    "rep",
+    "rev",
+    "hon",
+    "pres",
+    "supt",
+    "insp",
+    "cmdr",
+    "messrs",
+    "mme",
+    "mlle",
+    "st",
+    "mt",
+    "ft",
+    "fr",
+    "sr",
+    "jr",
+    "amb",
+    "brig",
+    "cdr",
+    "pvt",
+    "cpl",
 }
 # Never end a sentence when a number follows.
 _BEFORE_NUMBER = {
-    "no", "nos", "vol", "vols", "fig", "figs", "p", "pp", "art", "ch", "chap", "sec", "para",
-    "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "op", "ed",
-    "approx", "ca", "c", "est", "nr", "tel",
+    "no",
+    "nos",
+    "vol",
+    "vols",
+    "fig",
+    "figs",
+    "p",
+    "pp",
+    "art",
+    "ch",
+    "chap",
+    "sec",
+    "para",
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "oct",
+    "nov",
+    "dec",
+    "op",
+    "ed",
+    "approx",
+    "ca",
+    "c",
+    "est",
+    "nr",
+    "tel",
 }
 # Rarely end a sentence.
-_OTHER = {"approx", "ca", "cf", "vs", "viz", "al", "esp", "incl", "dept", "univ", "assn", "bros",
-          "ave", "blvd", "rd", "e.g", "i.e", "etc", "inc", "ltd", "co", "corp", "est"}
+_OTHER = {
+    "approx",
+    "ca",
+    "cf",
+    "vs",
+    "viz",
+    "al",
+    "esp",
+    "incl",
+    "dept",
+    "univ",
+    "assn",
+    "bros",
+    "ave",
+    "blvd",
+    "rd",
+    "e.g",
+    "i.e",
+    "etc",
+    "inc",
+    "ltd",
+    "co",
+    "corp",
+    "est",
+}
 # Words that, after an abbreviation such as "U.S." or "etc.", show that a new sentence began.
 _STARTERS = {
-    "the", "a", "an", "he", "she", "it", "they", "we", "i", "you", "this", "that", "these",
-    "those", "but", "and", "or", "so", "yet", "in", "on", "at", "for", "as", "if", "when", "while",
-    "after", "before", "since", "there", "his", "her", "its", "their", "our", "my", "however",
-    "meanwhile", "then", "now", "still", "also", "what", "who", "why", "how", "where", "today",
+    "the",
+    "a",
+    "an",
+    "he",
+    "she",
+    "it",
+    "they",
+    "we",
+    "i",
+    "you",
+    "this",
+    "that",
+    "these",
+    "those",
+    "but",
+    "and",
+    "or",
+    "so",
+    "yet",
+    "in",
+    "on",
+    "at",
+    "for",
+    "as",
+    "if",
+    "when",
+    "while",
+    "after",
+    "before",
+    "since",
+    "there",
+    "his",
+    "her",
+    "its",
+    "their",
+    "our",
+    "my",
+    "however",
+    "meanwhile",
+    "then",
+    "now",
+    "still",
+    "also",
+    "what",
+    "who",
+    "why",
+    "how",
+    "where",
+    "today",
 }
 
 
@@ -74,7 +206,7 @@ def looks_like_heading(line: str) -> bool:
         return False
     if s[-1] in _CLOSING_PUNCT or s[-1] in "\"”’'":
         return False
-    if any(q in s for q in "\"“”"):
+    if any(q in s for q in '"“”'):
         return False
     return s[0].isupper() or s[0].isdigit()
 
@@ -135,8 +267,9 @@ def parse_document(text: str) -> ParsedDocument:
         following = next((text[a:b] for a, b in lines[i + 1 :] if text[a:b].strip()), "")
         markdown = line.lstrip().startswith("#")
         # A heading is followed by something, and not by the lower-case rest of its own line.
-        if looks_like_heading(line) and (markdown or (
-                following and not following.lstrip()[:1].islower())):
+        if looks_like_heading(line) and (
+            markdown or (following and not following.lstrip()[:1].islower())
+        ):
             flush()
             hs, he = _strip_span(text, ls, le)
             name = text[hs:he].lstrip("#").strip()

@@ -29,8 +29,9 @@ def main() -> int:
             a.ingest()
             for case in load_cases(ROOT / spec["cases"], corpus):
                 ans = a.ask(case["question"], history=case.get("history"))
-                ok = case["answerable"] and any(normalize(g) in normalize(ans.text)
-                                                for g in case["acceptable_answers"])
+                ok = case["answerable"] and any(
+                    normalize(g) in normalize(ans.text) for g in case["acceptable_answers"]
+                )
                 rows.append((ans.trace["confidence"], case["answerable"], ok))
     answerable = [r for r in rows if r[1]]
     unanswerable = [r for r in rows if not r[1]]

@@ -16,16 +16,26 @@ def check_citations(ans: Answer) -> None:
         assert c.quote in ans.text
 
 
-@pytest.mark.parametrize("question, expected, quote_start", [
-    ("Which country replaced China as the top U.S. trade partner?", "Mexico",
-     "Mexico replaced China"),
-    ("When did Li Shangfu arrive in Minsk?", "Aug. 16", "Defense Minister Li Shangfu met"),
-    ("By how much did bilateral trade between China and Belarus grow last year?", "30 percent",
-     "He then said the bilateral trade"),
-    ("What share of U.S. imports came from China in June?", "13 percent", "He noted that U.S."),
-])
-def test_ask_answers_with_the_exact_sentence(seed_assistant: Assistant, question: str,
-                                             expected: str, quote_start: str) -> None:
+@pytest.mark.parametrize(
+    "question, expected, quote_start",
+    [
+        (
+            "Which country replaced China as the top U.S. trade partner?",
+            "Mexico",
+            "Mexico replaced China",
+        ),
+        ("When did Li Shangfu arrive in Minsk?", "Aug. 16", "Defense Minister Li Shangfu met"),
+        (
+            "By how much did bilateral trade between China and Belarus grow last year?",
+            "30 percent",
+            "He then said the bilateral trade",
+        ),
+        ("What share of U.S. imports came from China in June?", "13 percent", "He noted that U.S."),
+    ],
+)
+def test_ask_answers_with_the_exact_sentence(
+    seed_assistant: Assistant, question: str, expected: str, quote_start: str
+) -> None:
     ans = seed_assistant.ask(question)
     assert not ans.abstained and ans.mode == "extractive"
     assert expected in ans.text
@@ -90,13 +100,16 @@ def test_ask_builds_a_missing_index(tmp_path) -> None:  # type: ignore[no-untype
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     (seeds / "x.txt").write_text("The lighthouse was built in 1856 by Tom Reyes.\n")
-    ans = Assistant(seeds_dir=seeds, index_dir=tmp_path / "index").ask("When was the "
-                                                                        "lighthouse built?")
+    ans = Assistant(seeds_dir=seeds, index_dir=tmp_path / "index").ask(
+        "When was the lighthouse built?"
+    )
     assert "1856" in ans.text and (tmp_path / "index" / "manifest.json").exists()
 
 
 def test_follow_up_with_a_pronoun_uses_the_history(seed_assistant: Assistant) -> None:
-    history = [{"role": "user", "content": "Who is Belarus's president?"},
-               {"role": "assistant", "content": "Aleksandr Lukashenko [1]"}]
+    history = [
+        {"role": "user", "content": "Who is Belarus's president?"},
+        {"role": "assistant", "content": "Aleksandr Lukashenko [1]"},
+    ]
     ans = seed_assistant.ask("When did he visit Beijing?", history=history)
     assert "March" in ans.text

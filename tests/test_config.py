@@ -15,10 +15,17 @@ def test_argument_beats_environment_beats_default(monkeypatch: pytest.MonkeyPatc
     assert Settings.load(top_k=3).top_k == 3
 
 
-@pytest.mark.parametrize("env, value", [("ASSISTANT_MODE", "magic"), ("ASSISTANT_TOP_K", "0"),
-                                        ("ASSISTANT_ABSTAIN_THRESHOLD", "high")])
-def test_invalid_values_raise_config_error(monkeypatch: pytest.MonkeyPatch, env: str,
-                                           value: str) -> None:
+@pytest.mark.parametrize(
+    "env, value",
+    [
+        ("ASSISTANT_MODE", "magic"),
+        ("ASSISTANT_TOP_K", "0"),
+        ("ASSISTANT_ABSTAIN_THRESHOLD", "high"),
+    ],
+)
+def test_invalid_values_raise_config_error(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str
+) -> None:
     monkeypatch.setenv(env, value)
     with pytest.raises(ConfigError):
         Settings.load()

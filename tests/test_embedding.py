@@ -19,9 +19,13 @@ def test_tampered_model_file_is_refused(tmp_path: Path) -> None:
 
 
 def test_vectors_are_unit_length_and_semantic(encoder: MiniLMEncoder) -> None:
-    v = encoder.encode(["Mexico became the top U.S. trade partner.",
-                        "Which country is America's largest trading partner?",
-                        "A recipe for banana bread with walnuts."])
+    v = encoder.encode(
+        [
+            "Mexico became the top U.S. trade partner.",
+            "Which country is America's largest trading partner?",
+            "A recipe for banana bread with walnuts.",
+        ]
+    )
     assert v.shape == (3, 384)
     assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     assert v[0] @ v[1] > v[0] @ v[2] + 0.3

@@ -54,7 +54,8 @@ def test_offsets_survive_reingest_of_unrelated_documents(tmp_path: Path) -> None
 
 
 def test_binary_file_is_skipped_with_a_warning_and_the_rest_ingested(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     a, seeds = make(tmp_path)
     (seeds / "blob.txt").write_bytes(b"\x00\x01\xff\xfe binary")
     (seeds / "latin1.txt").write_bytes("caf\xe9".encode("latin-1"))
@@ -97,5 +98,7 @@ def test_symlink_outside_seeds_is_not_followed(tmp_path: Path) -> None:
     outside.write_text("The password is swordfish.\n", encoding="utf-8")
     (seeds / "link.txt").symlink_to(outside)
     a.ingest()
-    assert "link.txt" not in json.loads((tmp_path / "index" / "manifest.json").read_text())[
-        "documents"]
+    assert (
+        "link.txt"
+        not in json.loads((tmp_path / "index" / "manifest.json").read_text())["documents"]
+    )

@@ -7,8 +7,10 @@ def spans(text: str) -> list[str]:
 
 
 def test_splitter_keeps_abbreviations_and_initials_together() -> None:
-    text = ("Gen. Li met Mr. Lukashenko on Aug. 16 in the U.S. embassy. Belarus is Russia’s "
-            "“No. 1 ally.” J. R. Whitfield built it in 1847. It cost approx. 40 pounds.")
+    text = (
+        "Gen. Li met Mr. Lukashenko on Aug. 16 in the U.S. embassy. Belarus is Russia’s "
+        "“No. 1 ally.” J. R. Whitfield built it in 1847. It cost approx. 40 pounds."
+    )
     assert spans(text) == [
         "Gen. Li met Mr. Lukashenko on Aug. 16 in the U.S. embassy.",
         "Belarus is Russia’s “No. 1 ally.”",
@@ -18,8 +20,10 @@ def test_splitter_keeps_abbreviations_and_initials_together() -> None:
 
 
 def test_splitter_splits_without_space_after_quote_or_period() -> None:
-    text = ("a close ally of Mr. Putin.“China and Belarus share ideas,” he said. more than just "
-            "allied.”But analysts disagree. It was shot down.While talks go on, ties are poor.")
+    text = (
+        "a close ally of Mr. Putin.“China and Belarus share ideas,” he said. more than just "
+        "allied.”But analysts disagree. It was shot down.While talks go on, ties are poor."
+    )
     assert spans(text) == [
         "a close ally of Mr. Putin.",
         "“China and Belarus share ideas,” he said. more than just allied.”",
@@ -31,7 +35,9 @@ def test_splitter_splits_without_space_after_quote_or_period() -> None:
 
 def test_splitter_does_not_split_initialisms_glued_to_hyphens_or_decimals() -> None:
     assert spans("The Sino-U.S. relationship is strained. It cost $3.50 today.") == [
-        "The Sino-U.S. relationship is strained.", "It cost $3.50 today."]
+        "The Sino-U.S. relationship is strained.",
+        "It cost $3.50 today.",
+    ]
 
 
 def test_splitter_offsets_round_trip_on_the_seed() -> None:
@@ -42,17 +48,25 @@ def test_splitter_offsets_round_trip_on_the_seed() -> None:
         assert text[s.start : s.end] == s.text
         assert s.text == s.text.strip()
     joined = {s.text for s in doc.sentences}
-    assert "Mr. Lukashenko visited Beijing in March and was welcomed by Mr. Xi, China’s paramount " \
-           "leader." in joined
-    assert "But outside analysts say what drives them to deliver such messages appears to be the " \
-           "desire to shift attention from their real troubles at home." in joined
+    assert (
+        "Mr. Lukashenko visited Beijing in March and was welcomed by Mr. Xi, China’s paramount "
+        "leader." in joined
+    )
+    assert (
+        "But outside analysts say what drives them to deliver such messages appears to be the "
+        "desire to shift attention from their real troubles at home." in joined
+    )
 
 
 def test_headings_become_sections_not_sentences() -> None:
     text = SEED.read_text(encoding="utf-8")
     doc = parse_document(text)
     names = [h[2] for h in doc.headings]
-    assert names == ["Li’s Meeting With Lukashenko", "China’s Real Problem", "Strained US-China Ties"]
+    assert names == [
+        "Li’s Meeting With Lukashenko",
+        "China’s Real Problem",
+        "Strained US-China Ties",
+    ]
     assert not any(s.text.startswith("Li’s Meeting") for s in doc.sentences)
     first_after = next(s for s in doc.sentences if s.start > doc.headings[0][1])
     assert first_after.section == "Li’s Meeting With Lukashenko"
@@ -70,8 +84,10 @@ def test_crlf_and_markdown_offsets_are_exact() -> None:
     text = "# Title\r\n\r\nFirst line of a\r\nwrapped paragraph. Second one!\r\n"
     doc = parse_document(text)
     assert doc.title == "Title"
-    assert [s.text for s in doc.sentences] == ["First line of a\r\nwrapped paragraph.",
-                                              "Second one!"]
+    assert [s.text for s in doc.sentences] == [
+        "First line of a\r\nwrapped paragraph.",
+        "Second one!",
+    ]
     for s in doc.sentences:
         assert text[s.start : s.end] == s.text
 
