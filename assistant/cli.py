@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any
 
-from .errors import AssistantError
+from .errors import AssistantError, ConfigError
 
 EXIT_CODES = """exit codes: 0 ok, 1 error, 2 usage or bad input, 3 seeds folder problem,
 4 index missing or incompatible, 5 embedding model problem, 6 backend failure, 7 eval gate failed"""
@@ -18,6 +18,12 @@ EXIT_CODES = """exit codes: 0 ok, 1 error, 2 usage or bad input, 3 seeds folder 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", metavar="DIR", help="documents folder (ASSISTANT_SEEDS_DIR)")
     p.add_argument("--index", metavar="DIR", help="index folder (ASSISTANT_INDEX_DIR)")
+
+
+def _mode(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mode", choices=("auto", "extractive", "llm"),
+                   help="answering mode (ASSISTANT_MODE; auto = llm when OPENAI_API_KEY or "
+                        "OPENAI_BASE_URL is set, else extractive)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,10 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ask", help="answer a question with citations")
     _common(p)
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    _mode(p)
     p.add_argument("question", help="the question, in quotes")
 
     p = sub.add_parser("status", help="what is indexed")
     _common(p)
+
+    p = sub.add_parser("serve", help="chat in the browser; OpenAI-compatible API at /v1")
+    _common(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860)")
+    _mode(p)
 
     p = sub.add_parser("eval", help="run the regression eval sets")
     p.add_argument("--set", dest="sets", action="append", metavar="NAME",
@@ -48,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", metavar="PATH", help="baseline file (default evals/baseline.json)")
     p.add_argument("--update-baseline", action="store_true",
                    help="write the current figures as the new baseline instead of gating")
+    _mode(p)
     return parser
 
 
@@ -72,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 def _assistant(args: argparse.Namespace) -> Any:
     from .core import Assistant
 
-    return Assistant(seeds_dir=args.seeds, index_dir=args.index)
+    return Assistant(seeds_dir=args.seeds, index_dir=args.index, mode=getattr(args, "mode", None))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -88,24 +102,74 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"skipped {s} (not UTF-8 text or empty)", file=sys.stderr)
         return 0
     if args.command == "ask":
-        answer = _assistant(args).ask(args.question)
+        assistant = _assistant(args)
+        if not args.json and sys.stdout.isatty() and assistant.mode == "llm":
+            answer = _stream_to_terminal(assistant, args.question)
+        else:
+            answer = assistant.ask(args.question)
         if args.json:
             print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         else:
             print(answer.text)
             if answer.notice:
                 print(f"note: {answer.notice}")
+            for sentence in answer.unsupported:
+                print(f"not supported by the documents, left out: {sentence}")
             for i, c in enumerate(answer.citations, 1):
                 print(f"\n[{i}] {c.source} [{c.start}:{c.end}]\n    “{c.quote}”")
         return 0
     if args.command == "status":
         print(json.dumps(_assistant(args).status(), indent=2))
         return 0
+    if args.command == "serve":
+        return _serve(args)
     if args.command == "eval":
         from .evaluation import run_cli
 
-        return run_cli(args)
+        if not args.mode:
+            return run_cli(args)
+        previous = os.environ.get("ASSISTANT_MODE")
+        os.environ["ASSISTANT_MODE"] = args.mode  # the harness builds its assistants from it
+        try:
+            return run_cli(args)
+        finally:
+            if previous is None:
+                del os.environ["ASSISTANT_MODE"]
+            else:
+                os.environ["ASSISTANT_MODE"] = previous
     return 2
+
+
+def _stream_to_terminal(assistant: Any, question: str) -> Any:
+    """Show the model's words as they arrive, then erase them: the verified answer replaces them."""
+    import shutil
+
+    shown, answer = "", None
+    for item in assistant.stream(question):
+        if isinstance(item, str):
+            sys.stdout.write(item)
+            sys.stdout.flush()
+            shown += item
+        else:
+            answer = item
+    if shown:
+        width = max(shutil.get_terminal_size().columns, 1)
+        rows = sum(max(1, -(-len(line) // width)) for line in shown.split("\n"))
+        sys.stdout.write("\r" + (f"\x1b[{rows - 1}A" if rows > 1 else "") + "\x1b[J")
+        sys.stdout.flush()
+    return answer
+
+
+def _serve(args: argparse.Namespace) -> int:
+    assistant = _assistant(args)  # settings errors first, before the slow UI import
+    try:
+        from .ui import serve
+    except ModuleNotFoundError as exc:  # gradio is the optional `ui` extra
+        raise ConfigError(
+            f"The chat UI needs the {exc.name} package, which is not installed.",
+            "Install it with: pip install 'assistant[ui]'",
+        ) from None
+    return serve(assistant, host=args.host, port=args.port)
 
 
 if __name__ == "__main__":

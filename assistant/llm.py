@@ -1,4 +1,4 @@
-"""Chat models: the `ChatModel` interface, OpenAI (or any compatible server) and a queue-driven fake.
+"""Chat models: the `ChatModel` interface, OpenAI or any compatible server, and a queued fake.
 
 This is the only module that imports `openai`, and only when an `OpenAIChatModel` is created, so
 the offline extractive path never pays for it. Every failure leaves here as a `BackendError` whose
@@ -11,7 +11,7 @@ import logging
 import os
 import re
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlparse
@@ -37,13 +37,18 @@ class Usage:
     def __add__(self, other: Usage | None) -> Usage:
         if other is None:
             return self
-        return Usage(self.prompt_tokens + other.prompt_tokens,
-                     self.completion_tokens + other.completion_tokens,
-                     self.total_tokens + other.total_tokens)
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.total_tokens + other.total_tokens,
+        )
 
     def to_dict(self) -> dict[str, int]:
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "total_tokens": self.total_tokens}
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
 
 
 class ChatModel(Protocol):
@@ -81,9 +86,16 @@ class OpenAIChatModel:
     retried `retries` times with exponential backoff (honouring `Retry-After`) by the client.
     """
 
-    def __init__(self, model: str = "gpt-4o-mini", *, api_key: str | None = None,
-                 base_url: str | None = None, timeout: float = 30.0, retries: int = 2,
-                 temperature: float = 0.0) -> None:
+    def __init__(
+        self,
+        model: str = "gpt-4o-mini",
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 2,
+        temperature: float = 0.0,
+    ) -> None:
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
         if api_key is None and base_url is None:
@@ -94,8 +106,9 @@ class OpenAIChatModel:
         try:
             import openai
         except ImportError:
-            raise BackendError("The openai package is not installed.",
-                               "Install it with: pip install openai") from None
+            raise BackendError(
+                "The openai package is not installed.", "Install it with: pip install openai"
+            ) from None
         self._openai = openai
         self._secret = api_key
         self.name = model
@@ -107,13 +120,18 @@ class OpenAIChatModel:
         self.where = parsed.hostname or "the model server"
         if parsed.port:
             self.where += f":{parsed.port}"
-        self._client = openai.OpenAI(api_key=api_key or "unused", base_url=base_url,
-                                     timeout=timeout, max_retries=retries)
+        self._client = openai.OpenAI(
+            api_key=api_key or "unused", base_url=base_url, timeout=timeout, max_retries=retries
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAIChatModel:
-        return cls(settings.llm_model, timeout=settings.llm_timeout,
-                   retries=settings.llm_retries, temperature=settings.llm_temperature)
+        return cls(
+            settings.llm_model,
+            timeout=settings.llm_timeout,
+            retries=settings.llm_retries,
+            temperature=settings.llm_temperature,
+        )
 
     def __repr__(self) -> str:
         return f"OpenAIChatModel(model={self.name!r}, server={self.where!r})"
@@ -121,7 +139,8 @@ class OpenAIChatModel:
     def complete(self, messages: list[Message]) -> tuple[str, Usage | None]:
         try:
             resp = self._client.chat.completions.create(
-                model=self.name, messages=messages, temperature=self.temperature)  # type: ignore[arg-type]
+                model=self.name, messages=messages, temperature=self.temperature
+            )  # type: ignore[arg-type]
         except self._openai.OpenAIError as exc:
             raise self._backend_error(exc) from None
         text = (resp.choices[0].message.content or "") if resp.choices else ""
@@ -130,53 +149,80 @@ class OpenAIChatModel:
     def stream(self, messages: list[Message]) -> Iterator[str | Usage]:
         try:
             chunks = self._client.chat.completions.create(
-                model=self.name, messages=messages, temperature=self.temperature,  # type: ignore[arg-type]
-                stream=True, stream_options={"include_usage": True})
+                model=self.name,
+                messages=messages,
+                temperature=self.temperature,  # type: ignore[arg-type]
+                stream=True,
+                stream_options={"include_usage": True},
+            )
         except self._openai.OpenAIError as exc:
             raise self._backend_error(exc) from None
+        finished = False
         try:
             for chunk in chunks:
                 for choice in chunk.choices or ():
                     if choice.delta and choice.delta.content:
                         yield choice.delta.content
+                    finished = finished or bool(choice.finish_reason)
                 if chunk.usage is not None:
                     yield _usage(chunk.usage) or Usage()
-        except self._openai.OpenAIError as exc:
+        except self._openai.APIStatusError as exc:  # an error event inside the stream
             raise self._backend_error(exc) from None
-        except Exception as exc:  # httpx raises its own transport errors in the middle of a stream
-            raise BackendError(f"The reply from the model server at {self.where} broke off "
-                               f"({type(exc).__name__}).", "Try again.") from None
+        except Exception as exc:  # a transport error mid-stream (the SDK's or httpx's own type)
+            raise BackendError(
+                f"The reply from the model server at {self.where} broke off "
+                f"({type(exc).__name__}).",
+                "Try again.",
+            ) from None
         finally:
             chunks.close()
+        if not finished:  # the stream ended without saying why: the reply is cut short
+            raise BackendError(
+                f"The reply from the model server at {self.where} broke off.", "Try again."
+            )
 
     def _backend_error(self, exc: Exception) -> BackendError:
         """A `BackendError` with one clear sentence; the SDK's own message may quote the key."""
         o, where, tries = self._openai, self.where, self.retries + 1
         if isinstance(exc, o.APITimeoutError):
-            return BackendError(f"The model server at {where} did not answer within "
-                                f"{self.timeout:g} s ({tries} attempt(s)).",
-                                "Raise ASSISTANT_LLM_TIMEOUT or check the server.")
+            return BackendError(
+                f"The model server at {where} did not answer within "
+                f"{self.timeout:g} s ({tries} attempt(s)).",
+                "Raise ASSISTANT_LLM_TIMEOUT or check the server.",
+            )
         if isinstance(exc, o.APIConnectionError):
-            return BackendError(f"Cannot connect to the model server at {where} "
-                                f"({tries} attempt(s)).",
-                                "Check OPENAI_BASE_URL and that the server is running.")
+            return BackendError(
+                f"Cannot connect to the model server at {where} ({tries} attempt(s)).",
+                "Check OPENAI_BASE_URL and that the server is running.",
+            )
         if isinstance(exc, o.APIStatusError):
             code = exc.status_code
             if code in (401, 403):
-                return BackendError(f"The model server at {where} rejected the API key "
-                                    f"(HTTP {code}).", "Check OPENAI_API_KEY.")
+                return BackendError(
+                    f"The model server at {where} rejected the API key (HTTP {code}).",
+                    "Check OPENAI_API_KEY.",
+                )
             if code == 429:
-                return BackendError(f"The model server at {where} is rate-limiting requests "
-                                    f"(HTTP 429, {tries} attempt(s)).", "Try again later.")
+                return BackendError(
+                    f"The model server at {where} is rate-limiting requests "
+                    f"(HTTP 429, {tries} attempt(s)).",
+                    "Try again later.",
+                )
             if code >= 500:
-                return BackendError(f"The model server at {where} failed (HTTP {code}, "
-                                    f"{tries} attempt(s)).", "Try again later.")
+                return BackendError(
+                    f"The model server at {where} failed (HTTP {code}, {tries} attempt(s)).",
+                    "Try again later.",
+                )
             detail = redact(_server_message(exc), self._secret)
-            return BackendError(f"The model server at {where} refused the request "
-                                f"(HTTP {code}{': ' + detail if detail else ''}).",
-                                f"Check ASSISTANT_LLM_MODEL (now {self.name!r}).")
-        return BackendError(f"The model server at {where} failed ({type(exc).__name__}).",
-                            "Try again; run with -v for details.")
+            return BackendError(
+                f"The model server at {where} refused the request "
+                f"(HTTP {code}{': ' + detail if detail else ''}).",
+                f"Check ASSISTANT_LLM_MODEL (now {self.name!r}).",
+            )
+        return BackendError(
+            f"The model server at {where} failed ({type(exc).__name__}).",
+            "Try again; run with -v for details.",
+        )
 
 
 def _server_message(exc: Any) -> str:
@@ -192,23 +238,28 @@ def _server_message(exc: Any) -> str:
 def _usage(raw: Any) -> Usage | None:
     if raw is None:
         return None
-    return Usage(int(raw.prompt_tokens or 0), int(raw.completion_tokens or 0),
-                 int(raw.total_tokens or 0))
+    return Usage(
+        int(raw.prompt_tokens or 0), int(raw.completion_tokens or 0), int(raw.total_tokens or 0)
+    )
+
+
+Reply = str | BaseException | Callable[[list[Message]], str]
 
 
 class FakeChatModel:
     """A chat model for tests: replies come from a queue, every request is kept in `history`.
 
-    A queued exception is raised instead of replying: `FakeChatModel(["Hi [1].", BackendError(...)])`.
+    A reply is a string, an exception to raise instead, or a function of the request's messages
+    that returns the string: `FakeChatModel(["Hi [1].", BackendError("down")])`.
     """
 
     name = "fake"
 
-    def __init__(self, replies: Iterable[str | BaseException] = ()) -> None:
-        self._queue: deque[str | BaseException] = deque(replies)
+    def __init__(self, replies: Iterable[Reply] = ()) -> None:
+        self._queue: deque[Reply] = deque(replies)
         self.history: list[list[Message]] = []
 
-    def enqueue(self, *replies: str | BaseException) -> None:
+    def enqueue(self, *replies: Reply) -> None:
         self._queue.extend(replies)
 
     def _next(self, messages: list[Message]) -> str:
@@ -218,7 +269,7 @@ class FakeChatModel:
         reply = self._queue.popleft()
         if isinstance(reply, BaseException):
             raise reply
-        return reply
+        return reply(messages) if callable(reply) else reply
 
     @staticmethod
     def _usage(messages: list[Message], text: str) -> Usage:

@@ -43,10 +43,12 @@ def render(name: str, **values: Any) -> list[dict[str, str]]:
         )
     parts = _SECTION.split(template)
     if len(parts) < 3 or parts[0].strip():
-        raise ConfigError(f"Prompt {name}.md must consist of '## system' / '## user' sections.",
-                          f"Check the headings in prompts/{name}.md.")
+        raise ConfigError(
+            f"Prompt {name}.md must consist of '## system' / '## user' sections.",
+            f"Check the headings in prompts/{name}.md.",
+        )
     messages = []
-    for role, body in zip(parts[1::2], parts[2::2]):
+    for role, body in zip(parts[1::2], parts[2::2], strict=True):
         text = _VARIABLE.sub(lambda m: str(values[m.group(1)]), body).strip()
         messages.append({"role": role, "content": text})
     return messages
@@ -57,5 +59,6 @@ def _read(name: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except OSError:
-        raise ConfigError(f"The prompt file {path} is missing.",
-                          "Restore it from the repository.") from None
+        raise ConfigError(
+            f"The prompt file {path} is missing.", "Restore it from the repository."
+        ) from None

@@ -17,10 +17,12 @@ def _cite(text: str, quote: str, source: str = "doc.txt") -> dict[str, object]:
 
 
 def _answer(*cites: dict[str, object], text: str | None = None) -> dict[str, object]:
-    body = text if text is not None else " ".join(f"{c['quote']} [{i}]"
-                                                  for i, c in enumerate(cites, 1))
-    return {"answer": body, "abstained": not cites, "mode": "extractive",
-            "citations": list(cites)}
+    body = (
+        text
+        if text is not None
+        else " ".join(f"{c['quote']} [{i}]" for i, c in enumerate(cites, 1))
+    )
+    return {"answer": body, "abstained": not cites, "mode": "extractive", "citations": list(cites)}
 
 
 class _Marks(HTMLParser):
@@ -64,7 +66,8 @@ def test_sources_html_marks_each_cited_span_with_exactly_its_quote() -> None:
     assert [(m["data-cite"], text) for m, text in marks] == [("1", a["quote"]), ("2", b["quote"])]
     assert marks[0][0]["id"] == "cite-3-1"
     assert marks[0][0]["class"] != marks[1][0]["class"]  # one colour per citation number
-    assert "characters 0–18" in str(marks[0][0]["title"]) and a["quote"] in str(marks[0][0]["title"])
+    title = str(marks[0][0]["title"])
+    assert "characters 0–18" in title and str(a["quote"]) in title
 
 
 def test_sources_html_escapes_document_markup() -> None:
@@ -100,11 +103,12 @@ def test_sources_html_for_an_abstention_says_nothing_is_cited() -> None:
 
 def test_marked_text_splits_overlapping_spans_and_keeps_every_character() -> None:
     text = "0123456789"
-    spans = [(1, {"source": "d", "start": 0, "end": 6, "quote": text[0:6]}),
-             (2, {"source": "d", "start": 4, "end": 9, "quote": text[4:9]})]
+    spans = [
+        (1, {"source": "d", "start": 0, "end": 6, "quote": text[0:6]}),
+        (2, {"source": "d", "start": 4, "end": 9, "quote": text[4:9]}),
+    ]
     marks = _parse(ui_html.marked_text(text, spans, 0)).marks
-    assert [(m["data-cites"], t) for m, t in marks] == [("1", "0123"), ("1 2", "45"),
-                                                        ("2", "678")]
+    assert [(m["data-cites"], t) for m, t in marks] == [("1", "0123"), ("1 2", "45"), ("2", "678")]
 
 
 def test_marked_text_shows_windows_of_a_very_long_document() -> None:
@@ -130,15 +134,25 @@ def test_answer_html_gives_abstentions_their_own_look() -> None:
 
 
 def test_status_html_lists_documents_build_time_and_model() -> None:
-    html = ui_html.status_html({"indexed": True, "documents": 3, "chunks": 9,
-                                "built_at": "2026-01-01T00:00:00Z", "build_seconds": 1.5,
-                                "embedding_model": "mini<lm>"}, "offline extractive")
+    html = ui_html.status_html(
+        {
+            "indexed": True,
+            "documents": 3,
+            "chunks": 9,
+            "built_at": "2026-01-01T00:00:00Z",
+            "build_seconds": 1.5,
+            "embedding_model": "mini<lm>",
+        },
+        "offline extractive",
+    )
     assert "Documents indexed</th><td>3" in html and "mini&lt;lm&gt;" in html and "1.5 s" in html
 
 
 def test_example_questions_ask_about_recurring_names() -> None:
-    texts = ["The Riverside Library opened in May. Later the Riverside Library grew.",
-             "Visitors love the Riverside Library and Oslo."]
+    texts = [
+        "The Riverside Library opened in May. Later the Riverside Library grew.",
+        "Visitors love the Riverside Library and Oslo.",
+    ]
     questions = ui_html.example_questions(texts, k=2)
     assert questions[0] == "What do the documents say about Riverside Library?"
     assert all(q.startswith("What do the documents say about ") for q in questions)

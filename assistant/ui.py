@@ -1,0 +1,482 @@
+"""The chat UI (`assistant serve`): a Gradio app over `Assistant`, beside the OpenAI-compatible API.
+
+The only module that imports gradio (and uvicorn); the CLI imports it lazily, so `assistant ask`
+never pays for it. The UI is an adapter: answering is `Assistant.ask`/`stream`, the HTML is built
+(and every piece of text escaped) in `ui_html`, and `/v1/chat/completions` lives in `http_api`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio reads it
+
+import gradio as gr
+import uvicorn
+
+from . import ui_html
+from .citations import SourceReader
+from .documents import discover, read_text
+from .errors import AssistantError
+from .http_api import create_app
+from .types import Answer
+
+log = logging.getLogger(__name__)
+
+EXAMPLES = 3
+EXAMPLE_BUDGET_S = 10.0  # time allowed at start-up to check that example questions get answers
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+Turn = dict[str, Any]  # {"question": str, "answer": Answer.to_dict() | None, "error": [msg, hint]}
+
+CSS = """
+#chat .answer.abstained { color: var(--body-text-color-subdued); font-style: italic;
+  border-left: 4px solid #9ca3af; padding-left: .6em; }
+#chat .abstain-badge { font-style: normal; font-size: .75em; text-transform: uppercase;
+  letter-spacing: .05em; background: #e5e7eb; color: #374151; border-radius: 4px;
+  padding: .1em .45em; margin-right: .4em; }
+#chat .answer-meta { font-size: .8em; color: var(--body-text-color-subdued); margin-top: .4em; }
+#chat .answer-notice { color: #b45309; }
+#chat .answer-error { color: #b91c1c; }
+#chat .answer-error .hint { color: var(--body-text-color-subdued); font-size: .9em; }
+#chat .answer.pending .cursor { animation: blink 1s steps(2) infinite; }
+@keyframes blink { 50% { opacity: 0; } }
+a.cite-marker { text-decoration: none; font-weight: 600; border-radius: 4px; padding: 0 .2em;
+  color: #111827 !important; cursor: pointer; }
+#sources .sources { max-height: 560px; overflow: auto; }
+#sources .source-tabs { display: flex; flex-wrap: wrap; gap: .3em; margin-bottom: .5em; }
+#sources .source-tab { border: 1px solid var(--border-color-primary); border-radius: 6px;
+  padding: .2em .6em; background: var(--background-fill-secondary); cursor: pointer;
+  font-size: .85em; }
+#sources .source-tab.active { border-color: var(--color-accent); font-weight: 600; }
+#sources .source-text { white-space: pre-wrap; line-height: 1.55; font-size: .92em;
+  padding: .6em; border: 1px solid var(--border-color-primary); border-radius: 6px; }
+#sources mark.cite { color: #111827; border-radius: 3px; padding: 0 .1em;
+  transition: outline-color .2s, box-shadow .2s; }
+#sources mark.cite-active { outline: 3px solid #dc2626; box-shadow: 0 0 0 6px rgba(220,38,38,.25); }
+#sources .citation-list { font-size: .85em; margin-top: .6em; }
+#sources .citation-list .offsets { color: var(--body-text-color-subdued); }
+#sources .stale, #sources .sources-note { color: var(--body-text-color-subdued); }
+#sources .gap { color: var(--body-text-color-subdued); }
+.cite-badge { display: inline-block; min-width: 1.2em; text-align: center; border-radius: 4px;
+  font-size: .8em; color: #111827; margin-left: .15em; }
+.cite-c1 { background: #fde68a !important; } .cite-c2 { background: #a7f3d0 !important; }
+.cite-c3 { background: #bfdbfe !important; } .cite-c4 { background: #fbcfe8 !important; }
+.cite-c5 { background: #ddd6fe !important; } .cite-c6 { background: #fed7aa !important; }
+.cite-c7 { background: #99f6e4 !important; } .cite-c8 { background: #e5e7eb !important; }
+#mode { text-align: right; }
+#mode .mode-badge { display: inline-block; border: 1px solid var(--border-color-primary);
+  border-radius: 999px; padding: .15em .7em; font-size: .85em; }
+#status .status-table { font-size: .85em; width: 100%; border: none !important; }
+#status .status-table :is(tr, th, td) { border: none !important;
+  padding: .15em .5em !important; }
+#status .status-table th { text-align: left; font-weight: 600; white-space: nowrap; }
+"""
+
+# Clicking [n] (in an answer or in the citation list) switches to the tab of its document, scrolls
+# to its <mark> and emphasises it. The source panel may still be re-rendering for an older answer,
+# so the mark is looked for until it appears (or 5 s pass).
+JS = """
+<script>
+(() => {
+  if (window.assistantCitations) return;
+  const show = (root, index) => {
+    root.querySelectorAll(".source-doc").forEach(s => {
+      s.hidden = s.dataset.sourceIndex !== index;
+    });
+    root.querySelectorAll(".source-tab").forEach(t =>
+      t.classList.toggle("active", t.dataset.sourceIndex === index));
+  };
+  const focus = (turn, n, deadline) => {
+    const root = document.querySelector(`#sources .sources[data-turn="${turn}"]`);
+    const mark = root && root.querySelector(`mark[data-cites~="${n}"]`);
+    if (!mark) {
+      if (performance.now() < deadline) requestAnimationFrame(() => focus(turn, n, deadline));
+      return;
+    }
+    show(root, mark.closest(".source-doc").dataset.sourceIndex);
+    document.querySelectorAll("#sources mark.cite-active")
+      .forEach(m => m.classList.remove("cite-active"));
+    mark.classList.add("cite-active");
+    mark.scrollIntoView({block: "center", behavior: "smooth"});
+  };
+  document.addEventListener("click", (event) => {
+    const marker = event.target.closest && event.target.closest("a.cite-marker");
+    if (marker) {
+      const m = /^#cite-(\\d+)-(\\d+)$/.exec(marker.getAttribute("href") || "");
+      if (m) { event.preventDefault(); focus(m[1], m[2], performance.now() + 5000); }
+      return;
+    }
+    const tab = event.target.closest && event.target.closest("#sources .source-tab");
+    if (tab) show(tab.closest(".sources"), tab.dataset.sourceIndex);
+  });
+  window.assistantCitations = {focus};
+})();
+</script>
+"""
+
+
+class ChatUI:
+    """The Blocks app's callbacks, bound to one `Assistant`."""
+
+    def __init__(self, assistant: Any) -> None:
+        self.assistant = assistant
+        self.root = assistant.settings.seeds_dir.resolve()
+        self.reader = SourceReader(assistant.settings.seeds_dir)
+
+    def read(self, source: str) -> str | None:
+        """A source's text; None outside the seeds folder (the chat state comes from browsers)."""
+        if self.root not in (self.root / source).resolve().parents:
+            return None
+        return self.reader.text(source)
+
+    # -- labels ---------------------------------------------------------------------------------
+    def model_name(self) -> str | None:
+        return getattr(self.assistant.settings, "llm_model", None)
+
+    def mode(self) -> str:
+        mode = getattr(self.assistant, "mode", None) or self.assistant.settings.mode
+        return ui_html.mode_label(str(mode), self.model_name())
+
+    def mode_html(self, label: str | None = None) -> str:
+        return f'<span class="mode-badge">Mode: {ui_html.esc(label or self.mode())}</span>'
+
+    def status(self, message: str = "") -> str:
+        try:
+            status = self.assistant.status()
+        except AssistantError as exc:
+            status, message = {"indexed": False}, str(exc)
+        return ui_html.status_html(status, self.mode(), message)
+
+    # -- chat -----------------------------------------------------------------------------------
+    def messages(self, turns: list[Turn], partial: str | None = None) -> list[dict[str, str]]:
+        """The chatbot's messages: two per turn, so message index // 2 is the turn."""
+        out = []
+        model = self.model_name()
+        for i, t in enumerate(turns):
+            out.append({"role": "user", "content": ui_html.question_html(t["question"])})
+            if t.get("answer") is not None:
+                content = ui_html.answer_html(t["answer"], i, model)
+            elif t.get("error"):
+                content = ui_html.error_html(*t["error"])
+            else:
+                content = ui_html.pending_html(partial or "")
+            out.append({"role": "assistant", "content": content})
+        return out
+
+    def sources(self, turns: list[Turn], turn: int) -> str:
+        if not 0 <= turn < len(turns) or turns[turn].get("answer") is None:
+            return ui_html.sources_placeholder()
+        return ui_html.sources_html(turns[turn]["answer"], turn, self.read)
+
+    def respond(self, question: str, turns: list[Turn] | None) -> Iterator[tuple[Any, ...]]:
+        """Answer one question (streaming when the assistant can), with the history so far."""
+        question = question or ""
+        if not question.strip():
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
+        turns = [*turns] if isinstance(turns, list) and all(map(_valid_turn, turns)) else []
+        history = history_messages(turns)
+        turn: Turn = {"question": question, "answer": None, "error": None}
+        turns.append(turn)
+        index = len(turns) - 1
+        yield self.messages(turns), turns, gr.skip(), gr.skip(), gr.skip(), ""
+        try:
+            answer = None
+            partial = ""
+            for item in answer_items(self.assistant, question, history):
+                if isinstance(item, Answer):
+                    answer = item
+                    break
+                partial += item
+                yield self.messages(turns, partial), turns, gr.skip(), gr.skip(), gr.skip(), ""
+            if answer is None:
+                raise RuntimeError("The answer stream ended without a final answer.")
+        except AssistantError as exc:
+            turn["error"] = [exc.message, exc.hint]
+            yield self.messages(turns), turns, gr.skip(), gr.skip(), gr.skip(), ""
+            return
+        except Exception:
+            log.exception("Answering %r failed.", question[:200])
+            turn["error"] = ["Something went wrong while answering.", "See the server log."]
+            yield self.messages(turns), turns, gr.skip(), gr.skip(), gr.skip(), ""
+            return
+        turn["answer"] = answer.to_dict()
+        label = ui_html.mode_label(answer.mode, self.model_name())
+        yield (
+            self.messages(turns),
+            turns,
+            self.sources(turns, index),
+            index,
+            self.mode_html(label),
+            "",
+        )
+
+    def select(self, event: gr.SelectData, turns: list[Turn] | None, shown: int) -> tuple[Any, Any]:
+        """Clicking an answer (or a marker in it) shows that answer's sources."""
+        index = event.index[0] if isinstance(event.index, list | tuple) else event.index
+        turn = int(index) // 2
+        if not isinstance(turns, list) or not all(map(_valid_turn, turns)):
+            return gr.skip(), gr.skip()
+        if turn == shown or turn >= len(turns) or turns[turn].get("answer") is None:
+            return gr.skip(), gr.skip()
+        return self.sources(turns, turn), turn
+
+    def restore(self, turns: list[Turn] | None) -> tuple[Any, ...]:
+        """On page load: the chat kept in the browser, its last sources, the status and mode."""
+        kept = []
+        if isinstance(turns, list) and all(_valid_turn(t) for t in turns):
+            for t in turns:
+                if t.get("answer") is None and not t.get("error"):
+                    t = {**t, "error": ["This answer was interrupted (the page was reloaded).", ""]}
+                kept.append(t)
+        else:
+            log.info("Ignoring a chat state this UI did not write.")
+        last = max((i for i, t in enumerate(kept) if t.get("answer") is not None), default=-1)
+        return (
+            self.messages(kept),
+            kept,
+            self.sources(kept, last),
+            last,
+            self.status(),
+            self.mode_html(),
+        )
+
+    def clear(self) -> tuple[Any, ...]:
+        return [], [], ui_html.sources_placeholder(), -1, ""
+
+    def reingest(self) -> str:
+        t0 = time.perf_counter()
+        try:
+            s = self.assistant.ingest()
+        except AssistantError as exc:
+            return self.status(f"Re-ingest failed: {exc}")
+        return self.status(
+            f"Re-ingested in {time.perf_counter() - t0:.1f} s: added {s.added}, "
+            f"updated {s.updated}, removed {s.removed}, unchanged {s.unchanged}."
+        )
+
+    # -- the Gradio API endpoint ----------------------------------------------------------------
+    def ask_api(self, question: str, history: list[dict[str, str]] | None = None) -> dict[str, Any]:
+        """Answer `question` from the documents: the answer as JSON, with verified citations.
+
+        `history` is the conversation so far, as [{"role": "user"|"assistant", "content": ...}].
+        """
+        try:
+            return self.assistant.ask(question, history=history or None).to_dict()
+        except AssistantError as exc:
+            raise gr.Error(str(exc)) from None
+        except Exception:
+            log.exception("The /ask API call failed.")
+            raise gr.Error("Something went wrong while answering; see the server log.") from None
+
+    def examples(self) -> list[str]:
+        """Questions about names that recur in the documents, kept if they get an answer."""
+        try:
+            texts = [read_text(p) for p in discover(self.assistant.settings.seeds_dir)[:20]]
+        except (AssistantError, OSError, UnicodeDecodeError):
+            return []
+        candidates = ui_html.example_questions(texts, k=12)
+        try:
+            indexed = self.assistant.status().get("indexed")
+        except AssistantError:
+            indexed = False
+        if not indexed or getattr(self.assistant, "mode", "extractive") != "extractive":
+            return candidates[:EXAMPLES]  # never build the index or pay an LLM for examples
+        picked: list[str] = []
+        deadline = time.monotonic() + EXAMPLE_BUDGET_S
+        for q in candidates:
+            if len(picked) == EXAMPLES or time.monotonic() > deadline:
+                break
+            try:
+                if not self.assistant.ask(q).abstained:
+                    picked.append(q)
+            except AssistantError:
+                break
+        return picked
+
+
+def _valid_turn(t: Any) -> bool:
+    """Whether a turn kept in the browser has the shape this UI writes (it may be tampered with)."""
+    if not isinstance(t, dict) or not isinstance(t.get("question"), str):
+        return False
+    error, answer = t.get("error"), t.get("answer")
+    if error is not None and not (
+        isinstance(error, list) and all(isinstance(e, str) for e in error)
+    ):
+        return False
+    if answer is None:
+        return True
+    if not (
+        isinstance(answer, dict)
+        and isinstance(answer.get("answer"), str)
+        and isinstance(answer.get("citations"), list)
+    ):
+        return False
+    return all(
+        isinstance(c, dict)
+        and isinstance(c.get("source"), str)
+        and isinstance(c.get("quote"), str)
+        and isinstance(c.get("start"), int)
+        and isinstance(c.get("end"), int)
+        for c in answer["citations"]
+    )
+
+
+def history_messages(turns: list[Turn]) -> list[dict[str, str]]:
+    """The answered turns as [{"role", "content"}] for `Assistant.ask(history=...)`."""
+    out = []
+    for t in turns:
+        if t.get("answer") is not None:
+            out.append({"role": "user", "content": t["question"]})
+            out.append({"role": "assistant", "content": t["answer"]["answer"]})
+    return out
+
+
+def answer_items(
+    assistant: Any, question: str, history: list[dict[str, str]]
+) -> Iterator[str | Answer]:
+    """Text deltas then the final `Answer`, from `stream` when the assistant has it."""
+    stream = getattr(assistant, "stream", None)
+    if stream is not None:
+        yield from stream(question, history=history or None)
+        return
+    yield assistant.ask(question, history=history or None)
+
+
+def build_blocks(assistant: Any) -> gr.Blocks:
+    """The chat app: chat and examples on the left; sources and index status on the right."""
+    ui = ChatUI(assistant)
+    examples = ui.examples()
+    with gr.Blocks(title="Assistant: grounded answers", analytics_enabled=False) as demo:
+        # the chat lives in the browser (localStorage), so a reload keeps answers and citations
+        turns = gr.BrowserState([], storage_key="assistant-chat")
+        shown = gr.State(-1)
+        with gr.Row(equal_height=False):
+            gr.Markdown("### Answers from your documents, with each cited passage highlighted")
+            mode = gr.HTML(ui.mode_html(), elem_id="mode", js_on_load=None, min_width=220)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=5):
+                chat = gr.Chatbot(
+                    elem_id="chat",
+                    height=560,
+                    render_markdown=False,
+                    sanitize_html=True,
+                    feedback_options=None,
+                    show_label=False,
+                    buttons=[],  # no "share" (it posts to Hugging Face)
+                    placeholder="Ask about the documents. Answers quote them, and [n] shows where.",
+                )
+                with gr.Row(equal_height=True):
+                    question = gr.Textbox(
+                        elem_id="question",
+                        show_label=False,
+                        scale=8,
+                        placeholder="Ask a question about the documents",
+                        submit_btn=False,
+                        autofocus=True,
+                        container=False,
+                    )
+                    send = gr.Button("Ask", elem_id="ask", variant="primary", scale=1, min_width=80)
+                    clear = gr.Button("Clear chat", elem_id="clear", scale=1, min_width=130)
+                if examples:
+                    gr.Examples(
+                        examples=[[q] for q in examples],
+                        inputs=[question],
+                        label="Example questions",
+                        elem_id="examples",
+                    )
+            with gr.Column(scale=5):
+                sources = gr.HTML(
+                    ui_html.sources_placeholder(),
+                    elem_id="sources",
+                    label="Sources",
+                    js_on_load=None,
+                )
+                with gr.Accordion("Index status", open=True):
+                    status = gr.HTML(ui.status(), elem_id="status", js_on_load=None)
+                    reingest = gr.Button("Re-ingest documents", elem_id="reingest", size="sm")
+
+        outputs = [chat, turns, sources, shown, mode, question]
+        for trigger in (question.submit, send.click):
+            trigger(
+                ui.respond,
+                [question, turns],
+                outputs,
+                api_visibility="private",
+                concurrency_id="answer",
+                show_progress="minimal",
+            )
+        chat.select(
+            ui.select,
+            [turns, shown],
+            [sources, shown],
+            api_visibility="private",
+            show_progress="hidden",  # a click on [n] must not fade the panel it scrolls
+        )
+        for trigger in (clear.click, chat.clear):  # the chatbot's own bin icon clears too
+            trigger(
+                ui.clear,
+                None,
+                [chat, turns, sources, shown, question],
+                api_visibility="private",
+                queue=False,
+            )
+        reingest.click(ui.reingest, None, status, api_visibility="private", concurrency_id="answer")
+        demo.load(
+            ui.restore,
+            [turns],
+            [chat, turns, sources, shown, status, mode],
+            api_visibility="private",
+        )
+        gr.api(ui.ask_api, api_name="ask", concurrency_id="answer")
+    return demo
+
+
+def build_app(assistant: Any) -> Any:
+    """The FastAPI app: `/v1/...` (OpenAI-compatible) and the Gradio UI and API at `/`."""
+    settings = assistant.settings
+    app = create_app(assistant, auth=settings.ui_auth, queue_size=settings.ui_queue_size)
+    demo = build_blocks(assistant).queue(
+        max_size=settings.ui_queue_size, default_concurrency_limit=1
+    )
+    user, _, password = settings.ui_auth.partition(":")
+    theme = gr.themes.Default(  # system fonts: nothing is fetched from a font CDN
+        font=["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "sans-serif"],
+        font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
+    )
+    return gr.mount_gradio_app(
+        app,
+        demo,
+        path="/",
+        auth=(user, password) if user else None,
+        footer_links=["api"],
+        theme=theme,
+        css=CSS,
+        head=JS,
+        show_error=True,
+    )
+
+
+def serve(assistant: Any, *, host: str = "127.0.0.1", port: int = 7860) -> int:
+    """Run the UI and both APIs until interrupted."""
+    if host not in LOOPBACK and not assistant.settings.ui_auth:
+        log.warning(
+            "Serving on %s without ASSISTANT_UI_AUTH: anyone who can reach it can use it.", host
+        )
+    app = build_app(assistant)
+    shown = f"[{host}]" if ":" in host else host
+    print(
+        f"Serving the assistant on http://{shown}:{port}/  (OpenAI-compatible API at "
+        f"http://{shown}:{port}/v1; Ctrl+C stops)",
+        file=sys.stderr,
+        flush=True,
+    )
+    # open event streams (browsers, gradio_client) would otherwise hold up Ctrl+C and SIGTERM
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
+    return 0

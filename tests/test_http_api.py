@@ -1,0 +1,253 @@
+"""`/v1/chat/completions`: the real openai client against the app on a loopback port.
+
+The assistant is a queue-driven fake, so these tests pin the HTTP adapter, not answer quality.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi")
+openai = pytest.importorskip("openai")
+uvicorn = pytest.importorskip("uvicorn")
+httpx = pytest.importorskip("httpx")
+
+from assistant.errors import BackendError, BadInputError  # noqa: E402
+from assistant.http_api import create_app  # noqa: E402
+from assistant.types import Answer, Citation  # noqa: E402
+
+QUOTE = "The lighthouse was built in 1874."
+Serve = Callable[..., str]
+CITATION = Citation("lighthouse.txt", 10, 10 + len(QUOTE), QUOTE)
+
+
+def _answer(text: str = f"{QUOTE} [1]") -> Answer:
+    return Answer(text, False, "extractive", [CITATION], question="q")
+
+
+class FakeAssistant:
+    """Answers come from a queue; every call is kept in `calls`; long questions are refused."""
+
+    limit = 50
+
+    def __init__(self, *answers: Answer | Exception) -> None:
+        self.answers: deque[Answer | Exception] = deque(answers)
+        self.calls: list[tuple[str, list[dict[str, str]] | None]] = []
+
+    def ask(self, question: str, *, history: list[dict[str, str]] | None = None) -> Answer:
+        self.calls.append((question, history))
+        if len(question) > self.limit:
+            raise BadInputError(
+                f"The question is {len(question)} characters long; the limit is {self.limit}.",
+                "Shorten it.",
+            )
+        item = self.answers.popleft()
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+
+class StreamingFake(FakeAssistant):
+    """Like `Assistant.stream`: draft deltas without markers, then the final `Answer`."""
+
+    def stream(
+        self, question: str, history: list[dict[str, str]] | None = None
+    ) -> Iterator[str | Answer]:
+        answer = self.ask(question, history=history)
+        yield "The lighthouse "
+        yield "was built in 1874."
+        yield answer
+
+
+class BlockingFake(FakeAssistant):
+    """Holds each request until `release` is set, to fill the queue."""
+
+    def __init__(self, *answers: Answer) -> None:
+        super().__init__(*answers)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def ask(self, question: str, *, history: list[dict[str, str]] | None = None) -> Answer:
+        self.entered.set()
+        assert self.release.wait(10)
+        return super().ask(question, history=history)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., str]]:
+    """Start `create_app(assistant, ...)` on a free loopback port; returns its base URL."""
+    servers: list[tuple[Any, threading.Thread]] = []
+
+    def start(assistant: Any, **kwargs: Any) -> str:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(assistant, **kwargs), host="127.0.0.1", port=port, log_level="warning"
+            )
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline, "the test server did not start"
+            assert thread.is_alive(), "the test server stopped"
+            time.sleep(0.01)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(10)
+
+
+def _client(base: str, key: str = "unused") -> Any:
+    return openai.OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0, timeout=10)
+
+
+def test_chat_completions_returns_the_answer_with_its_citations(serve: Serve) -> None:
+    base = serve(FakeAssistant(_answer()))
+    resp = _client(base).chat.completions.create(
+        model="assistant", messages=[{"role": "user", "content": "When was it built?"}]
+    )
+    assert resp.choices[0].message.content == f"{QUOTE} [1]"
+    assert resp.choices[0].finish_reason == "stop"
+    extra = resp.model_extra or {}
+    assert extra["citations"] == [CITATION.to_dict()]
+    assert extra["abstained"] is False and extra["mode"] == "extractive"
+
+
+def test_chat_completions_asks_the_last_user_message_with_the_turns_before_it(serve: Serve) -> None:
+    fake = FakeAssistant(_answer())
+    _client(serve(fake)).chat.completions.create(
+        model="assistant",
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Who built the lighthouse?"},
+            {"role": "assistant", "content": "Ann Lee [1]"},
+            {"role": "user", "content": [{"type": "text", "text": "When did she build it?"}]},
+        ],
+    )
+    assert fake.calls == [
+        (
+            "When did she build it?",
+            [
+                {"role": "user", "content": "Who built the lighthouse?"},
+                {"role": "assistant", "content": "Ann Lee [1]"},
+            ],
+        )
+    ]
+
+
+def test_chat_completions_streams_the_deltas_then_the_citations(serve: Serve) -> None:
+    base = serve(StreamingFake(_answer()))
+    chunks = list(
+        _client(base).chat.completions.create(
+            model="assistant", stream=True, messages=[{"role": "user", "content": "When?"}]
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert text == "The lighthouse was built in 1874."
+    last = chunks[-1].model_extra or {}
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert last["citations"] == [CITATION.to_dict()]
+    assert last["answer"] == f"{QUOTE} [1]"  # the verified text, with its markers
+    assert all("citations" not in (c.model_extra or {}) for c in chunks[:-1])
+
+
+def test_chat_completions_streams_one_chunk_when_the_assistant_cannot_stream(serve: Serve) -> None:
+    base = serve(FakeAssistant(_answer()))
+    chunks = list(
+        _client(base).chat.completions.create(
+            model="assistant", stream=True, messages=[{"role": "user", "content": "When?"}]
+        )
+    )
+    contents = [c.choices[0].delta.content for c in chunks if c.choices[0].delta.content]
+    assert contents == [f"{QUOTE} [1]"]
+    assert (chunks[-1].model_extra or {})["citations"] == [CITATION.to_dict()]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_chat_completions_refuses_a_too_long_question_with_its_message(
+    serve: Serve, stream: bool
+) -> None:
+    base = serve(StreamingFake())
+    with pytest.raises(openai.BadRequestError) as err:
+        _client(base).chat.completions.create(
+            model="assistant", stream=stream, messages=[{"role": "user", "content": "x" * 60}]
+        )
+    assert "the limit is 50" in str(err.value)
+    assert "Traceback" not in str(err.value)
+
+
+def test_chat_completions_without_a_user_message_is_a_bad_request(serve: Serve) -> None:
+    resp = httpx.post(
+        f"{serve(FakeAssistant())}/v1/chat/completions",
+        json={"messages": [{"role": "system", "content": "hi"}]},
+    )
+    assert resp.status_code == 400
+    assert "no user message" in resp.json()["error"]["message"]
+    resp = httpx.post(f"{serve(FakeAssistant())}/v1/chat/completions", json={"messages": 3})
+    assert resp.status_code == 400 and resp.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_chat_completions_reports_a_backend_failure_as_502(serve: Serve) -> None:
+    base = serve(FakeAssistant(BackendError("The model server failed.", "Try later.")))
+    with pytest.raises(openai.APIStatusError) as err:
+        _client(base).chat.completions.create(
+            model="assistant", messages=[{"role": "user", "content": "When?"}]
+        )
+    assert err.value.status_code == 502 and "model server failed" in str(err.value)
+
+
+def test_chat_completions_requires_the_credentials_when_auth_is_set(serve: Serve) -> None:
+    base = serve(FakeAssistant(_answer(), _answer()), auth="ann:s3cret")
+    messages = [{"role": "user", "content": "When?"}]
+    with pytest.raises(openai.AuthenticationError):
+        _client(base, "ann:wrong").chat.completions.create(model="assistant", messages=messages)
+    resp = _client(base, "ann:s3cret").chat.completions.create(model="assistant", messages=messages)
+    assert resp.choices[0].message.content
+    basic = base64.b64encode(b"ann:s3cret").decode()
+    resp2 = httpx.post(
+        f"{base}/v1/chat/completions",
+        json={"messages": messages},
+        headers={"Authorization": f"Basic {basic}"},
+    )
+    assert resp2.status_code == 200
+    assert httpx.get(f"{base}/v1/models").status_code == 401
+
+
+def test_chat_completions_turns_requests_away_when_the_queue_is_full(serve: Serve) -> None:
+    fake = BlockingFake(_answer())
+    base = serve(fake, queue_size=1)
+    messages = [{"role": "user", "content": "When?"}]
+    results: list[Any] = []
+    first = threading.Thread(
+        target=lambda: results.append(
+            _client(base).chat.completions.create(model="assistant", messages=messages)
+        )
+    )
+    first.start()
+    try:
+        assert fake.entered.wait(10)
+        with pytest.raises(openai.RateLimitError):
+            _client(base).chat.completions.create(model="assistant", messages=messages)
+    finally:
+        fake.release.set()
+        first.join(10)
+    assert results and results[0].choices[0].message.content
+
+
+def test_models_lists_the_assistant(serve: Serve) -> None:
+    models = _client(serve(FakeAssistant())).models.list()
+    assert [m.id for m in models.data] == ["assistant"]

@@ -1,0 +1,178 @@
+"""The chat UI's callbacks, driven by a queue-driven fake assistant (no server, no browser)."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("gradio")
+
+import gradio as gr
+
+from assistant.config import Settings
+from assistant.errors import BadInputError
+from assistant.types import Answer, Citation
+from assistant.ui import ChatUI
+
+TEXT = "The Brightwater lighthouse was built in 1874. Ada Morrow designed it.\n"
+QUOTE = "The Brightwater lighthouse was built in 1874."
+
+
+class FakeAssistant:
+    """Answers (or errors) come from a queue; every call is kept in `calls`."""
+
+    mode = "extractive"
+
+    def __init__(self, seeds: Path, *answers: Answer | Exception) -> None:
+        self.settings = Settings(seeds_dir=seeds, index_dir=seeds.parent / "index")
+        self.answers: deque[Answer | Exception] = deque(answers)
+        self.calls: list[tuple[str, list[dict[str, str]] | None]] = []
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "indexed": True,
+            "documents": 1,
+            "chunks": 1,
+            "built_at": "now",
+            "build_seconds": 0.1,
+            "embedding_model": "fake",
+        }
+
+    def ask(self, question: str, *, history: list[dict[str, str]] | None = None) -> Answer:
+        self.calls.append((question, history))
+        item = self.answers.popleft()
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+
+class StreamingFake(FakeAssistant):
+    """LLM-like: draft deltas without markers, then the final `Answer`."""
+
+    mode = "llm"
+
+    def stream(
+        self, question: str, history: list[dict[str, str]] | None = None
+    ) -> Iterator[str | Answer]:
+        answer = self.ask(question, history=history)
+        yield "It was built "
+        yield "in 1874."
+        yield answer
+
+
+@pytest.fixture
+def seeds(tmp_path: Path) -> Path:
+    folder = tmp_path / "seeds"
+    folder.mkdir()
+    (folder / "light.txt").write_text(TEXT, encoding="utf-8")
+    (tmp_path / "secret.txt").write_text("TOP SECRET outside the seeds folder.", encoding="utf-8")
+    return folder
+
+
+def _answer(mode: str = "extractive") -> Answer:
+    return Answer(f"{QUOTE} [1]", False, mode, [Citation("light.txt", 0, len(QUOTE), QUOTE)])
+
+
+def _last(chat: list[dict[str, str]]) -> str:
+    return chat[-1]["content"]
+
+
+def test_chat_streams_drafts_then_shows_the_answer_with_markers_and_sources(seeds: Path) -> None:
+    ui = ChatUI(StreamingFake(seeds, _answer("llm")))
+    steps = list(ui.respond("When was it built?", []))
+    chats = [s[0] for s in steps]
+    assert "Searching the documents" in _last(chats[0])
+    assert "It was built in 1874." in _last(chats[2]) and "cite-marker" not in _last(chats[2])
+    chat, turns, sources, shown, mode, question = steps[-1]
+    assert 'href="#cite-0-1"' in _last(chat)
+    assert 'data-cite="1" data-cites="1" title=' in sources and f">{QUOTE}</mark>" in sources
+    assert shown == 0 and question == "" and "LLM: gpt-4o-mini" in mode
+    assert turns[0]["answer"]["citations"][0]["quote"] == QUOTE
+
+
+def test_chat_follow_up_passes_the_answered_turns_as_history(seeds: Path) -> None:
+    fake = FakeAssistant(seeds, _answer())
+    turns = [
+        {"question": "Who designed it?", "answer": {"answer": "Ada Morrow [1]", "citations": []}},
+        {"question": "x" * 9, "answer": None, "error": ["Too long.", ""]},
+    ]
+    list(ChatUI(fake).respond("When was it built?", turns))
+    assert fake.calls == [
+        (
+            "When was it built?",
+            [
+                {"role": "user", "content": "Who designed it?"},
+                {"role": "assistant", "content": "Ada Morrow [1]"},
+            ],
+        )
+    ]
+
+
+def test_chat_drops_a_tampered_history(seeds: Path) -> None:
+    fake = FakeAssistant(seeds, _answer())
+    turns = [{"question": "Who?", "answer": {"answer": 3}}]
+    _, kept, *_ = list(ChatUI(fake).respond("When was it built?", turns))[-1]
+    assert fake.calls == [("When was it built?", None)] and len(kept) == 1
+
+
+def test_chat_shows_a_bad_question_as_its_message(seeds: Path) -> None:
+    fake = FakeAssistant(
+        seeds, BadInputError("The question is 9 characters long; the limit is 5.", "Shorten it.")
+    )
+    chat, turns, *_ = list(ChatUI(fake).respond("x" * 9, []))[-1]
+    assert "answer-error" in _last(chat) and "the limit is 5." in _last(chat)
+    assert turns[0]["error"][0].startswith("The question is 9")
+
+
+def test_chat_hides_the_details_of_an_unexpected_failure(seeds: Path) -> None:
+    fake = FakeAssistant(seeds, RuntimeError("/home/secret/path exploded"))
+    chat, *_ = list(ChatUI(fake).respond("When?", []))[-1]
+    assert "Something went wrong" in _last(chat) and "secret" not in _last(chat)
+
+
+def test_chat_ignores_an_empty_question(seeds: Path) -> None:
+    fake = FakeAssistant(seeds)
+    assert len(list(ChatUI(fake).respond("   ", []))) == 1 and fake.calls == []
+
+
+def test_chat_select_shows_an_earlier_answers_sources(seeds: Path) -> None:
+    ui = ChatUI(FakeAssistant(seeds))
+    turns = [
+        {"question": "q", "answer": _answer().to_dict()},
+        {"question": "q2", "answer": _answer().to_dict()},
+    ]
+    event = gr.SelectData(None, {"index": 1, "value": ""})
+    sources, shown = ui.select(event, turns, 1)
+    assert shown == 0 and 'data-turn="0"' in sources
+
+
+def test_chat_restore_never_reads_outside_the_seeds_folder(seeds: Path) -> None:
+    forged = {
+        "answer": "x [1]",
+        "abstained": False,
+        "mode": "extractive",
+        "citations": [{"source": "../secret.txt", "start": 0, "end": 10, "quote": "TOP SECRET"}],
+    }
+    _, _, sources, *_ = ChatUI(FakeAssistant(seeds)).restore([{"question": "q", "answer": forged}])
+    assert "TOP SECRET outside" not in sources and "<mark" not in sources
+    assert "can no longer be read" in sources
+
+
+def test_chat_restore_marks_an_interrupted_answer_and_drops_a_foreign_state(seeds: Path) -> None:
+    ui = ChatUI(FakeAssistant(seeds))
+    chat, turns, *_ = ui.restore([{"question": "q", "answer": None}])
+    assert "interrupted" in _last(chat)
+    chat, turns, _, shown, *_ = ui.restore([{"question": "q", "answer": {"bogus": 1}}])
+    assert (chat, turns, shown) == ([], [], -1)
+
+
+def test_ask_api_returns_the_answer_json_or_a_gradio_error(seeds: Path) -> None:
+    fake = FakeAssistant(seeds, _answer(), BadInputError("The question is empty.", "Ask."))
+    ui = ChatUI(fake)
+    assert ui.ask_api("When?") == _answer().to_dict()
+    with pytest.raises(gr.Error, match=r"The question is empty\."):
+        ui.ask_api("")

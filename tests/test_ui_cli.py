@@ -1,0 +1,48 @@
+"""`assistant serve`: loopback by default, and a clear message when the `ui` extra is missing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from assistant.cli import build_parser
+
+
+def test_serve_binds_loopback_port_7860_by_default() -> None:
+    args = build_parser().parse_args(["serve"])
+    assert (args.host, args.port) == ("127.0.0.1", 7860)
+    args = build_parser().parse_args(
+        ["serve", "--host", "0.0.0.0", "--port", "8000", "--seeds", "docs", "--index", "idx"]
+    )
+    assert (args.host, args.port, args.seeds, args.index) == ("0.0.0.0", 8000, "docs", "idx")
+
+
+def test_serve_without_gradio_says_how_to_install_it(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['gradio'] = None; from assistant.cli import main; "
+        f"sys.exit(main(['serve', '--seeds', {str(tmp_path)!r}, '--index', "
+        f"{str(tmp_path / 'index')!r}]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "ASSISTANT_MODE": "extractive"},
+    )
+    assert out.returncode == 2
+    assert "needs the gradio package" in out.stderr
+    assert "pip install 'assistant[ui]'" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_serve_rejects_a_malformed_auth_setting(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "assistant.cli", "serve", "--seeds", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "ASSISTANT_UI_AUTH": "no-colon"},
+    )
+    assert out.returncode == 2 and "ASSISTANT_UI_AUTH must be user:password" in out.stderr
