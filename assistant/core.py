@@ -135,8 +135,11 @@ class Assistant:
         search_text = _with_history(question, history)
         retrieval = engine.retriever.retrieve(question, search_text=search_text)
         t2 = time.perf_counter()
-        picks, confidence = engine.answerer.pick(question, retrieval.question_tokens,
-                                                 retrieval.evidence)
+        from .answer_types import looks_like_instruction
+
+        instruction = looks_like_instruction(question)
+        picks, confidence = ([], 0.0) if instruction else engine.answerer.pick(
+            question, retrieval.question_tokens, retrieval.evidence)
         citations = [Citation(p.evidence.source, p.start, p.end, p.text) for p in picks]
         verified = verify(citations, self._reader)
         t3 = time.perf_counter()
@@ -152,9 +155,14 @@ class Assistant:
             if citations:
                 log.warning("Every citation failed verification; the index may be stale.")
             timings["total"] = (time.perf_counter() - t0) * 1000
+            notice = None
+            if instruction:
+                notice = ("That reads as an instruction, not a question; answers come only "
+                          "from the documents.")
+            elif citations:
+                notice = "The index is out of date with the documents; run `assistant ingest`."
             return Answer(_abstain_text(), True, "extractive", [], timings, question,
-                          notice=("The index is out of date with the documents; run "
-                                  "`assistant ingest`." if citations else None), trace=trace)
+                          notice=notice, trace=trace)
         text = " ".join(f"{c.quote} [{i}]" for i, c in enumerate(verified, 1))
         timings["total"] = (time.perf_counter() - t0) * 1000
         return Answer(text, False, "extractive", verified, timings, question, trace=trace)
@@ -237,22 +245,31 @@ _PRONOUN = re.compile(r"\b(he|she|it|they|him|her|his|hers|its|them|their|theirs
 
 
 def _with_history(question: str, history: list[dict[str, str]] | None) -> str | None:
-    """Offline follow-ups: a question with a pronoun also searches with the previous turn.
+    """Offline follow-ups: a question with a pronoun also searches with the names of the last turn.
 
-    The previous user question and the names in the previous answer are added to the search text,
-    so "When did he arrive?" still retrieves the sentences about whoever "he" was.
+    The names in the previous answer (or, if it has none, in the previous question) are added to
+    the search text, so "When did he arrive?" still retrieves the sentences about whoever "he" was;
+    the retriever weighs these added words below the question's own.
     """
     if not history or not _PRONOUN.search(question):
         return None
-    users = [h.get("content", "") for h in history if h.get("role") == "user"]
-    answers = [h.get("content", "") for h in history if h.get("role") == "assistant"]
-    context = []
-    if users:
-        context.append(users[-1])
-    if answers:
-        names = re.findall(r"(?<![\w’'])[A-Z][\w’'\-]+(?:\s+[A-Z][\w’'\-]+)*",
-                           re.sub(r"\[\d+\]", "", answers[-1]))
-        context.extend(dict.fromkeys(names))
-    if not context:
-        return None
-    return " ".join([*context, question])
+    for role in ("assistant", "user"):
+        turns = [h.get("content", "") for h in history if h.get("role") == role]
+        if turns:
+            names = _names(turns[-1])
+            if names:
+                return " ".join([*names, question])
+    return None
+
+
+def _names(text: str) -> list[str]:
+    """Capitalised word runs of a text, without sentence-initial common words or markers."""
+    from .lexical import STOPWORDS
+
+    text = re.sub(r"\[\d+\]", "", text)
+    found = []
+    for m in re.finditer(r"(?<![\w’'])[A-Z][\w’'\-]+(?:\s+[A-Z][\w’'\-]+)*", text):
+        run = [w for w in m.group().split() if w.lower() not in STOPWORDS]
+        if run:
+            found.append(" ".join(run))
+    return list(dict.fromkeys(found))

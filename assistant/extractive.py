@@ -5,132 +5,32 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .lexical import STOPWORDS, tokenize, words
+from .answer_types import expected_type, has_type
+from .lexical import tokenize
 from .retrieve import Evidence, HybridRetriever
 
 ABSTAIN_TEXT = "The documents do not say."
 
-_NUM_WORDS = (
-    r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|"
-    r"forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|million|billion|dozen|"
-    r"half|quarter|percent|per cent|first|second|third|fourth|fifth|single|double|triple"
-)
-_MONTHS = (
-    r"jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sept?(ember)?|"
-    r"oct(ober)?|nov(ember)?|dec(ember)?"
-)
-_TYPES = {
-    "number": re.compile(rf"\d|\b({_NUM_WORDS})\b", re.I),
-    "time": re.compile(
-        rf"\b({_MONTHS}|monday|tuesday|wednesday|thursday|friday|saturday|sunday|spring|"
-        r"summer|fall|autumn|winter|yesterday|today|tonight|week|month|year|decade|century|"
-        r"ago|earlier|later|recent(ly)?|since|until|morning|evening|night)\b|\b(1[0-9]|20)\d\d\b"
-        r"|\d{1,2}(st|nd|rd|th)\b",
-        re.I,
-    ),
-    "money": re.compile(
-        r"[$€£¥]|\b(dollars?|usd|yuan|euros?|pounds? sterling|rubles?|"
-        r"roubles?|cents?)\b",
-        re.I,
-    ),
-}
-_ROLE = (
-    r"person|man|woman|official|officials|minister|leader|analyst|president|spokesman|"
-    r"spokesperson|curator|mayor|author|poet|engineer|founder|chief|head|owner|architect|"
-    r"scientist|writer|counterpart|director|member|members"
-)
-_QUESTION_TYPES = [
-    (
-        "money",
-        re.compile(
-            r"\b(how much money|in dollars|dollar value|what did .* cost|"
-            r"how much did .* cost|price|budget|worth in)\b",
-            re.I,
-        ),
-    ),
-    (
-        "number",
-        re.compile(
-            r"\bhow (many|much|long|old|far|big|large|tall|high|often|wide|deep)\b|"
-            r"\bwhat (percentage|percent|share|number|proportion|fraction|"
-            r"population|size|length|area|distance|age)\b|\bby how much\b|"
-            r"\bpopulation\b",
-            re.I,
-        ),
-    ),
-    (
-        "time",
-        re.compile(
-            r"\bwhen\b|\b(what|which) (year|month|day|date|time|season|decade|"
-            r"century)\b|\bhow long ago\b|\bin what year\b|\bon what date\b",
-            re.I,
-        ),
-    ),
-    (
-        "person",
-        re.compile(
-            rf"\bwho(m|se)?\b|\b(which|what) ({_ROLE})\b|\bfull name\b|"
-            rf"\bname of the ({_ROLE})\b",
-            re.I,
-        ),
-    ),
-    (
-        "entity",
-        re.compile(
-            r"\bwhere\b|\bwhich [a-z]+\b|\bwhat is the name\b|\bwhat (country|city|"
-            r"nation|town|agency|outlet|newspaper|organi[sz]ation|company)\b",
-            re.I,
-        ),
-    ),
-]
-_TITLE = (
-    r"(?:Mr|Mrs|Ms|Dr|Prof|Gen|Col|Lt|Capt|Sgt|Adm|Gov|Sen|Rep|Rev|Sir|Dame|Lord|Lady|"
-    r"St|President|Minister|King|Queen|Prince|Princess|Chancellor|Mayor)\.?"
-)
-_NAME_WORD = r"[A-Z][\w’'\-]+"
-_PERSON = re.compile(
-    rf"(?<![\w’'])(?:{_TITLE}\s+(?:[A-Z]\.\s+)*{_NAME_WORD}"
-    rf"|(?:[A-Z]\.\s+)+{_NAME_WORD}"
-    rf"|{_NAME_WORD}(?:\s+{_NAME_WORD})+)"
-)
-_TITLE_WORDS = set(words(_TITLE.replace("(?:", "").replace(r")\.?", "").replace("|", " ")))
 _CLAUSE_CUT = re.compile(r",\s+|;\s+|\s+—\s+|—|:\s+|\s+–\s+")
-
-
-def expected_type(question: str) -> str | None:
-    """The kind of answer a question asks for, if its wording makes that clear."""
-    for name, pattern in _QUESTION_TYPES:
-        if pattern.search(question):
-            return name
-    return None
-
-
-def has_type(text: str, kind: str | None, question: str) -> bool:
-    if kind is None:
-        return True
-    asked = set(words(question))
-    if kind == "person":
-        for m in _PERSON.finditer(text):
-            before = text[max(0, m.start() - 4) : m.start()].lower()
-            if before.endswith("the ") or before.endswith("a "):
-                continue  # "the United States", "a Chinese spy balloon"
-            names = [w for w in words(m.group()) if w not in STOPWORDS]
-            titled = bool(set(names) & _TITLE_WORDS) or re.match(r"[A-Z]\.", m.group())
-            if (titled or len(names) >= 2) and set(names) - asked - _TITLE_WORDS:
-                return True
-        return False
-    if kind == "entity":
-        for m in re.finditer(r"(?<![\w’'])([A-Z][\w’'-]+)", text):
-            if m.start() == 0:
-                continue
-            if not set(words(m.group(1))) <= asked:
-                return True
-        return False
-    return bool(_TYPES[kind].search(text))
 
 
 def novel_tokens(text: str, q_tokens: list[str]) -> set[str]:
     return set(tokenize(text)) - set(q_tokens)
+
+
+NAME_PENALTY = 0.1
+TYPE_PENALTY = 0.3
+
+
+def question_names(question: str) -> list[str]:
+    """Stemmed tokens of the capitalised words inside a question (not its first word)."""
+    body = question.strip()
+    out = []
+    for m in re.finditer(r"(?<![\w’'])[A-Z][\w’'\-]*", body):
+        if m.start() == 0:
+            continue
+        out.extend(t for t in tokenize(m.group()) if len(t) > 1)
+    return list(dict.fromkeys(out))
 
 
 @dataclass
@@ -156,10 +56,29 @@ class ExtractiveAnswerer:
         """Sentence score after answer-type and novelty checks."""
         score = ev.score
         if not has_type(ev.text, kind, question):
-            score -= 0.3
+            score -= TYPE_PENALTY
         if not novel_tokens(ev.text, q_tokens):
             score -= 0.25
+        missing = self.missing_names(ev, question)
+        score -= NAME_PENALTY * min(len(missing), 2)
         return score
+
+    def missing_names(self, ev: Evidence, question: str) -> list[str]:
+        """Names in the question that neither the sentence nor the one before it mentions.
+
+        "When will Li visit Washington?" is not answered by a sentence about Li in Minsk.
+        """
+        names = question_names(question)
+        if not names:
+            return []
+        side = self.retriever.side
+        context = ev.text
+        if ev.sent > 0 and side.sent_doc[ev.sent - 1] == side.sent_doc[ev.sent]:
+            context += " " + side.sent_text[ev.sent - 1]
+        have = set(tokenize(context))
+        # Demonyms and inflections share a prefix: Russia/Russian, China/Chinese, Belarus/-ian.
+        prefixes = {t[:4] for t in have if len(t) >= 4}
+        return [n for n in names if n not in have and not (len(n) >= 4 and n[:4] in prefixes)]
 
     def pick(
         self, question: str, q_tokens: list[str], evidence: list[Evidence]

@@ -11,6 +11,8 @@ import numpy as np
 from .index import Sidecar
 from .lexical import LexicalIndex, tokenize
 
+CONTEXT_WEIGHT = 0.3  # weight of words from earlier conversation turns vs the question's own
+
 
 @dataclass
 class Evidence:
@@ -55,11 +57,17 @@ class HybridRetriever:
         self.top_k, self.candidate_k, self.rrf_k = top_k, candidate_k, rrf_k
         self._chunk_pos = {cid: i for i, cid in enumerate(sidecar.chunk_ids)}
 
-    def coverage(self, q_tokens: list[str], tokens: set[str]) -> float:
-        """IDF-weighted share of the question's tokens found in `tokens`."""
-        if not q_tokens:
+    def coverage(
+        self, q_tokens: list[str], tokens: set[str], context: tuple[str, ...] = ()
+    ) -> float:
+        """IDF-weighted share of the question's tokens found in `tokens`.
+
+        `context` tokens (from earlier turns of a conversation) count with 0.3 of their weight.
+        """
+        if not q_tokens and not context:
             return 0.0
-        weights = {t: self.lexical.idf(t) for t in set(q_tokens)}
+        weights = {t: CONTEXT_WEIGHT * self.lexical.idf(t) for t in set(context)}
+        weights.update({t: self.lexical.idf(t) for t in set(q_tokens)})
         total = sum(weights.values()) or 1.0
         return sum(w for t, w in weights.items() if t in tokens) / total
 
@@ -74,8 +82,9 @@ class HybridRetriever:
         dense = [self._chunk_pos[c] for c, _ in dense_hits if c in self._chunk_pos]
         t2 = time.perf_counter()
         timings["dense"] = (t2 - t1) * 1000
-        q_tokens = tokenize(query)
-        sparse = [i for i, _ in self.lexical.search(q_tokens, self.candidate_k)]
+        q_tokens = tokenize(question)
+        context = tuple(t for t in tokenize(query) if t not in set(q_tokens)) if search_text else ()
+        sparse = [i for i, _ in self.lexical.search(q_tokens + list(context), self.candidate_k)]
         t3 = time.perf_counter()
         timings["bm25"] = (t3 - t2) * 1000
         fused: dict[int, float] = {}
@@ -83,12 +92,16 @@ class HybridRetriever:
             for rank, pos in enumerate(ranking):
                 fused[pos] = fused.get(pos, 0.0) + 1.0 / (self.rrf_k + rank + 1)
         chunks = sorted(fused.items(), key=lambda kv: -kv[1])[: self.top_k]
-        evidence = self._score_sentences(q_vec, q_tokens, chunks)
+        evidence = self._score_sentences(q_vec, q_tokens, context, chunks)
         timings["sentences"] = (time.perf_counter() - t3) * 1000
         return Retrieval(q_tokens, chunks, evidence, timings)
 
     def _score_sentences(
-        self, q_vec: np.ndarray, q_tokens: list[str], chunks: list[tuple[int, float]]
+        self,
+        q_vec: np.ndarray,
+        q_tokens: list[str],
+        context: tuple[str, ...],
+        chunks: list[tuple[int, float]],
     ) -> list[Evidence]:
         side = self.side
         sents: list[tuple[int, int]] = []
@@ -101,11 +114,11 @@ class HybridRetriever:
         out = []
         for (s, rank), d in zip(sents, dense, strict=True):
             toks = set(tokenize(side.sent_text[s]))
-            lex = self.coverage(q_tokens, toks)
+            lex = self.coverage(q_tokens, toks, context)
             # The sentence before often names who "he" or "it" is: give its words half weight.
             if s > 0 and side.sent_doc[s - 1] == side.sent_doc[s]:
                 prev = set(tokenize(side.sent_text[s - 1])) - toks
-                lex = min(1.0, lex + 0.5 * self.coverage(q_tokens, prev))
+                lex = min(1.0, lex + 0.5 * self.coverage(q_tokens, prev, context))
             score = 0.6 * float(d) + 0.4 * lex
             doc = side.docs[side.sent_doc[s]]
             out.append(

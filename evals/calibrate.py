@@ -3,7 +3,7 @@
 Runs every eval case with abstention disabled, records the answerer's confidence (the best
 adjusted evidence score), and prints abstention recall / false refusal / correctness for a range of
 thresholds. The rule used for the default: the highest threshold whose false-refusal rate on the
-pooled answerable cases stays at or under 0.05.
+pooled answerable cases stays at or under 0.045 (the target 0.05 less a margin).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from assistant import Assistant
 from assistant.evaluation import load_cases, normalize
 
 ROOT = Path(__file__).resolve().parent.parent
+# The target is 0.05; calibrate with a margin, since unseen questions will not score exactly alike.
+MAX_REFUSAL = 0.045
 
 
 def main() -> int:
@@ -43,9 +45,9 @@ def main() -> int:
         refusal = sum(c < t for c, _, _ in answerable) / max(len(answerable), 1)
         correct = sum(c >= t and ok for c, _, ok in answerable) / max(len(answerable), 1)
         print(f"{t:9.2f}  {recall:17.3f}  {refusal:13.3f}  {correct:11.3f}")
-        if refusal <= 0.05:
+        if refusal <= MAX_REFUSAL:
             chosen = t
-    print(f"highest threshold with false refusal <= 0.05: {chosen}")
+    print(f"highest threshold with false refusal <= {MAX_REFUSAL}: {chosen}")
     return 0
 
 
