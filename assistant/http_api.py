@@ -156,7 +156,8 @@ def create_app(assistant: Any, *, auth: str = "", queue_size: int = 16) -> FastA
             )
         streaming = False
         try:
-            question, history = split_messages(body.messages)
+            question, turns = split_messages(body.messages)
+            history = turns or None
             if not body.stream:
                 return JSONResponse(completion(assistant.ask(question, history=history)))
             items = _items(assistant, question, history)
@@ -182,7 +183,9 @@ def create_app(assistant: Any, *, auth: str = "", queue_size: int = 16) -> FastA
     return app
 
 
-def _items(assistant: Any, question: str, history: list[dict[str, str]]) -> Iterator[str | Answer]:
+def _items(
+    assistant: Any, question: str, history: list[dict[str, str]] | None
+) -> Iterator[str | Answer]:
     """Text deltas, then the final `Answer` (one delta when the assistant cannot stream)."""
     stream = getattr(assistant, "stream", None)
     if stream is not None:

@@ -2,16 +2,26 @@
 
 Layout under the index folder:
     manifest.json      written last, atomically: the version readers use
-    chroma/            Chroma's files (embedded mode)
+    .ingest.lock       held (flock) by the one ingest that may write this index at a time
+    chroma/            Chroma's files (embedded mode; a Chroma server keeps its own)
     v<N>/              sidecar of version N: chunks.json, sentences.npy, lexical/
 
 Chunk ids carry the document's content hash, so a new version only adds the chunks of added or
-changed documents; the manifest switch makes them visible, and stale chunks are deleted after it.
-A reader ignores any chunk whose document hash is not in its manifest.
+changed documents; the manifest switch makes them visible, and chunks no manifest needs are deleted
+after it. A reader ignores any chunk id that is not in its version's sidecar, so it never mixes
+versions. A rebuild writes into a fresh collection named in the manifest, so readers keep using
+the old one until the switch.
+
+Crash safety (`kill -9` at any point): nothing a reader uses is modified before the switch; the
+sidecar is written to `v<N>.tmp` and renamed, the manifest replaced with `os.replace`. The next
+ingest, under the lock, removes what an interrupted one left (`*.tmp`, unpublished `v<N>`, chunks
+not in the manifest) and re-adds any chunk the manifest needs that Chroma lacks. The previous
+version's sidecar and collection are kept until the next switch, for readers that loaded them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -19,6 +29,8 @@ import os
 import shutil
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +38,8 @@ from typing import Any
 import numpy as np
 
 from .config import Settings
-from .documents import Document, load_documents
-from .errors import IndexIncompatibleError, IndexMissingError, SeedsError
+from .documents import Document, check_seeds_dir, scan
+from .errors import IndexBusyError, IndexIncompatibleError, IndexMissingError, SeedsError
 from .text import make_chunks, parse_document
 from .types import IngestSummary
 
@@ -35,6 +47,9 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 MANIFEST = "manifest.json"
+LOCK = ".ingest.lock"
+DEFAULT_COLLECTION = "assistant-chunks"  # indexes written before the manifest named it
+_FLUSH = 1000  # chunk records per write to Chroma
 
 
 def _ref_doc_id(source: str, sha: str) -> str:
@@ -45,17 +60,53 @@ def _chunk_id(source: str, sha: str, i: int) -> str:
     return f"{hashlib.sha1(source.encode()).hexdigest()[:10]}-{sha[:16]}-{i}"
 
 
+# -- manifest ------------------------------------------------------------------------------------
+_manifest_cache: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+
+
+def _corrupt(path: Path) -> IndexIncompatibleError:
+    return IndexIncompatibleError(
+        f"The index manifest {path} is unreadable or corrupt.",
+        "Rebuild the index with: assistant ingest --rebuild",
+    )
+
+
 def read_manifest(index_dir: Path) -> dict[str, Any] | None:
+    """The published manifest, or None if there is none (cached while the file is unchanged)."""
     path = index_dir / MANIFEST
-    if not path.exists():
-        return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        raise _corrupt(path) from None
+    stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+    hit = _manifest_cache.get(path)
+    if hit and hit[0] == stamp:
+        return hit[1]
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
     except (OSError, ValueError):
-        raise IndexIncompatibleError(
-            f"The index manifest {path} is unreadable or corrupt.",
-            "Rebuild the index with: assistant ingest --rebuild",
-        ) from None
+        raise _corrupt(path) from None
+    if not (
+        isinstance(data, dict)
+        and isinstance(data.get("version"), int)
+        and isinstance(data.get("documents"), dict)
+    ):
+        raise _corrupt(path)
+    _manifest_cache[path] = (stamp, data)
+    return data
+
+
+def build_key(manifest: dict[str, Any]) -> Any:
+    """What identifies one published build (versions restart if the index folder is wiped)."""
+    return manifest.get("build_id") or manifest["version"]
+
+
+def collection_of(manifest: dict[str, Any]) -> str:
+    return str(manifest.get("collection") or DEFAULT_COLLECTION)
 
 
 def expected_identity(settings: Settings) -> dict[str, Any]:
@@ -89,6 +140,55 @@ def _write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+# -- the ingest lock -----------------------------------------------------------------------------
+@contextlib.contextmanager
+def ingest_lock(index_dir: Path, timeout: float) -> Iterator[None]:
+    """Hold the index's ingest lock; wait up to `timeout` seconds for another ingest to end.
+
+    An advisory `flock` on `.ingest.lock`: the kernel releases it when its holder exits, even
+    after `kill -9`, so a crash never leaves the index locked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no cross-process lock
+        yield
+        return
+    path = index_dir / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        waited = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _lock_holder(path)
+                if time.monotonic() >= deadline:
+                    raise IndexBusyError(
+                        f"Another ingest ({holder}) is writing the index in {index_dir}.",
+                        "Wait for it to finish and run the command again, or raise "
+                        "ASSISTANT_INGEST_LOCK_TIMEOUT (seconds to wait).",
+                    ) from None
+                if not waited:
+                    log.warning("Waiting for another ingest (%s) of %s to end.", holder, index_dir)
+                    waited = True
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _lock_holder(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip() or "another process"
+    except OSError:
+        return "another process"
+
+
+# -- documents -----------------------------------------------------------------------------------
 @dataclass
 class DocEntry:
     """A document's share of the sidecar: its chunks and sentences (offsets into its text)."""
@@ -119,8 +219,39 @@ def _parse(doc: Document, settings: Settings) -> DocEntry:
                 "s1": len(sentences),
             }
         )
-    title = parsed.title or Path(doc.source).stem
+    title = doc.title or parsed.title or Path(doc.source).stem
     return DocEntry(doc.source, doc.sha256, title, len(doc.text), chunk_rows, sentences)
+
+
+def _moved(entry: DocEntry, source: str) -> DocEntry:
+    """The entry of the same text under another path (a renamed file): new ids, same vectors."""
+    chunks = [{**ch, "id": _chunk_id(source, entry.sha256, i)} for i, ch in enumerate(entry.chunks)]
+    return DocEntry(source, entry.sha256, entry.title, entry.chars, chunks, entry.sentences)
+
+
+def _records(doc: Document, entry: DocEntry, sent_vecs: np.ndarray) -> list[dict[str, Any]]:
+    """Chroma records of a document's chunks; a chunk's vector is its sentences' mean."""
+    records = []
+    for ch in entry.chunks:
+        v = sent_vecs[ch["s0"] : ch["s1"]].mean(axis=0)
+        v = v / max(float(np.linalg.norm(v)), 1e-12)
+        records.append(
+            {
+                "id": ch["id"],
+                "text": doc.text[ch["start"] : ch["end"]],
+                "vector": v.tolist(),
+                "ref_doc_id": _ref_doc_id(doc.source, doc.sha256),
+                "metadata": {
+                    "source": doc.source,
+                    "start": ch["start"],
+                    "end": ch["end"],
+                    "section": ch["section"],
+                    "title": entry.title,
+                    "doc_sha256": doc.sha256,
+                },
+            }
+        )
+    return records
 
 
 class _Progress:
@@ -143,6 +274,7 @@ class _Progress:
             sys.stderr.flush()
 
 
+# -- ingest --------------------------------------------------------------------------------------
 def ingest(
     settings: Settings,
     encoder_factory: Any,
@@ -150,19 +282,28 @@ def ingest(
     rebuild: bool = False,
     progress: bool = True,
 ) -> IngestSummary:
-    """Build or refresh the index for the seeds folder; returns what changed."""
+    """Build or refresh the index for the seeds folder; returns what changed.
+
+    Only one ingest per index folder runs at a time (`ingest_lock`); a second one waits up to
+    `settings.ingest_lock_timeout` seconds, then raises `IndexBusyError`.
+    """
     t0 = time.perf_counter()
+    check_seeds_dir(settings.seeds_dir)  # before creating anything
+    settings.index_dir.mkdir(parents=True, exist_ok=True)
+    with ingest_lock(settings.index_dir, settings.ingest_lock_timeout):
+        return _ingest(settings, encoder_factory, store_factory, rebuild, progress, t0)
+
+
+def _previous(settings: Settings, rebuild: bool) -> dict[str, Any] | None:
+    """The published manifest an ingest builds on; a rebuild tolerates a corrupt one."""
     index_dir = settings.index_dir
-    docs, skipped = load_documents(settings.seeds_dir)
-    if not docs:
-        raise SeedsError(
-            f"No readable .txt or .md document found in {settings.seeds_dir}"
-            + (f" ({len(skipped)} skipped)." if skipped else "."),
-            "Add UTF-8 .txt or .md files to the seeds folder; the index was left as it is.",
-        )
-    index_dir.mkdir(parents=True, exist_ok=True)
-    old = None if rebuild else read_manifest(index_dir)
-    if old is not None:
+    try:
+        old = read_manifest(index_dir)
+    except IndexIncompatibleError:
+        if rebuild:
+            return None
+        raise
+    if old is not None and not rebuild:
         try:
             check_compatible(old, settings, index_dir)
         except IndexIncompatibleError:
@@ -171,15 +312,75 @@ def ingest(
                 "chunking parameters, so it cannot be updated in place.",
                 "Rebuild it with: assistant ingest --rebuild",
             ) from None
-    old_docs: dict[str, dict[str, Any]] = (old or {}).get("documents", {})
-    old_side = _load_sidecar(index_dir / f"v{old['version']}") if old else None
+    return old
 
-    store = store_factory()
-    if rebuild:
+
+def _sidecar_versions(index_dir: Path) -> list[int]:
+    return [
+        int(p.name[1:])
+        for p in index_dir.iterdir()
+        if p.is_dir() and p.name.startswith("v") and p.name[1:].isdigit()
+    ]
+
+
+def _remove_leftovers(index_dir: Path, published: int) -> None:
+    """What an interrupted ingest left: temporary files and unpublished sidecars."""
+    for p in index_dir.iterdir():
+        if p.name.endswith(".tmp") or (
+            p.name.startswith("v") and p.name[1:].isdigit() and int(p.name[1:]) > published
+        ):
+            log.info("Removing %s, left by an interrupted ingest.", p.name)
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+
+
+def _ingest(
+    settings: Settings,
+    encoder_factory: Any,
+    store_factory: Any,
+    rebuild: bool,
+    progress: bool,
+    t0: float,
+) -> IngestSummary:
+    index_dir = settings.index_dir
+    log.info("ingest: scanning %s", settings.seeds_dir)
+    found = scan(settings.seeds_dir, settings.max_file_mb)
+    if not found.docs:
+        raise SeedsError(
+            f"No readable .txt, .md or .html document found in {settings.seeds_dir}"
+            + (f" ({len(found.skipped)} skipped)." if found.skipped else "."),
+            "Add UTF-8 .txt, .md or .html files to the seeds folder; the index was left as it is.",
+        )
+    old = _previous(settings, rebuild)
+    published = old["version"] if old else 0
+    _remove_leftovers(index_dir, published)
+    version = max([published, *_sidecar_versions(index_dir)]) + 1
+
+    old_docs: dict[str, dict[str, Any]] = {} if rebuild or old is None else old["documents"]
+    old_side: Sidecar | None = None
+    if old_docs and old is not None:
+        try:
+            old_side = _load_sidecar(index_dir / f"v{old['version']}")
+        except IndexIncompatibleError as exc:
+            log.warning("%s Re-embedding every document.", exc.message)
+
+    # A first build or a rebuild writes into a fresh collection (a rebuild's has the version in
+    # its name): readers keep using the old one until the switch.
+    old_collection = collection_of(old) if old else None
+    fresh = rebuild or old is None
+    name = settings.chroma_collection if old_collection is None else old_collection
+    if rebuild and old_collection is not None:
+        name = f"{settings.chroma_collection}-v{version}"
+    base_store = store_factory()
+    store = base_store.view(name) if hasattr(base_store, "view") else base_store
+    if fresh:  # a collection of this name can only be an interrupted ingest's leftover
         store.reset()
-    collection = store.collection(create=True)
+    store.collection(create=True)
+    present = store.all_ids() if hasattr(store, "all_ids") else set()
 
-    current = {d.source: d for d in docs}
+    current = {d.source: d for d in found.docs}
     unchanged = [s for s, d in current.items() if old_docs.get(s, {}).get("sha256") == d.sha256]
     added = [s for s in current if s not in old_docs]
     updated = [s for s in current if s in old_docs and s not in unchanged]
@@ -188,12 +389,50 @@ def ingest(
     entries: dict[str, DocEntry] = {}
     vectors: dict[str, np.ndarray] = {}
     if old_side is not None:
-        for s in unchanged:
-            entries[s], vectors[s] = old_side.entry(s)
-    todo = [current[s] for s in added + updated]
+        for s in current:
+            src = s if s in unchanged else old_side.source_of_sha(current[s].sha256)
+            if src is not None:
+                entry, vectors[s] = old_side.entry(src)
+                entries[s] = entry if src == s else _moved(entry, s)
+    todo = [current[s] for s in sorted(current) if s not in entries]
+
+    pending: list[dict[str, Any]] = []
+
+    def flush(force: bool = False) -> None:
+        if pending and (force or len(pending) >= _FLUSH):
+            log.info("ingest: adding %d chunk(s) to Chroma", len(pending))
+            _add_chunks(store, pending)
+            pending.clear()
+
+    # Chunks the new version needs that Chroma lacks (an interrupted ingest, a lost collection).
+    for s, entry in entries.items():
+        if any(ch["id"] not in present for ch in entry.chunks):
+            missing = [ch for ch in entry.chunks if ch["id"] not in present]
+            part = DocEntry(entry.source, entry.sha256, entry.title, entry.chars, missing, [])
+            pending.extend(_records(current[s], part, vectors[s]))
+            flush()
+    if (
+        old is not None
+        and not (rebuild or todo or pending or added or updated or removed)
+        and old.get("skipped", []) == list(found.skipped)
+        and old.get("duplicates", {}) == found.duplicates
+    ):
+        log.info("ingest: nothing changed, version %d stays", published)
+        _cleanup(store, base_store, {ch["id"] for e in entries.values() for ch in e.chunks},
+                 None, name, None)  # fmt: skip
+        return IngestSummary(
+            unchanged=len(unchanged),
+            skipped=tuple(found.skipped),
+            chunks=sum(len(e.chunks) for e in entries.values()),
+            seconds=time.perf_counter() - t0,
+            reasons=tuple(found.skipped.items()),
+            duplicates=tuple(sorted(found.duplicates.items())),
+            version=published,
+        )
     if todo:
+        log.info("ingest: embedding %d document(s)", len(todo))
         encoder = encoder_factory()
-        from .llama_adapter import add_chunks, embed_texts
+        from .llama_adapter import embed_texts
 
         bar = _Progress(len(todo), "Embedding", progress)
         for doc in todo:
@@ -203,44 +442,28 @@ def ingest(
                 len(texts), -1
             )
             entries[doc.source], vectors[doc.source] = entry, sent_vecs
-            records = []
-            for ch in entry.chunks:
-                v = sent_vecs[ch["s0"] : ch["s1"]].mean(axis=0)
-                v = v / max(float(np.linalg.norm(v)), 1e-12)
-                records.append(
-                    {
-                        "id": ch["id"],
-                        "text": doc.text[ch["start"] : ch["end"]],
-                        "vector": v.tolist(),
-                        "ref_doc_id": _ref_doc_id(doc.source, doc.sha256),
-                        "metadata": {
-                            "source": doc.source,
-                            "start": ch["start"],
-                            "end": ch["end"],
-                            "section": ch["section"],
-                            "title": entry.title,
-                            "doc_sha256": doc.sha256,
-                        },
-                    }
-                )
-            if records:
-                add_chunks(collection, records)
+            pending.extend(_records(doc, entry, sent_vecs))
+            flush()
             bar.update()
+    flush(force=True)
 
-    version = (old["version"] + 1) if old else 1
-    while (index_dir / f"v{version}").exists():  # leftovers of an interrupted ingest
-        shutil.rmtree(index_dir / f"v{version}", ignore_errors=True)
-        version += 1
     order = sorted(entries)
+    log.info("ingest: writing sidecar v%d", version)
     _write_sidecar(
-        index_dir / f"v{version}", [entries[s] for s in order], [vectors[s] for s in order]
+        index_dir / f"v{version}",
+        [entries[s] for s in order],
+        [vectors[s] for s in order],
     )
     seconds = time.perf_counter() - t0
+    keep_collection = old_collection if old_collection not in (None, name) else None
     manifest = {
         **expected_identity(settings),
         "version": version,
+        "build_id": uuid.uuid4().hex,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "build_seconds": round(seconds, 3),
+        "collection": name,
+        "previous_collection": keep_collection,
         "documents": {
             s: {
                 "sha256": entries[s].sha256,
@@ -250,35 +473,80 @@ def ingest(
             }
             for s in order
         },
-        "skipped": skipped,
+        "skipped": list(found.skipped),
+        "duplicates": found.duplicates,
     }
+    log.info("ingest: switching to version %d", version)
     _write_json_atomic(index_dir / MANIFEST, manifest)
 
-    # After the switch: drop chunks no manifest needs any more, and old sidecars.
-    live = {_ref_doc_id(s, entries[s].sha256) for s in order}
-    stale = sorted(store.all_ref_doc_ids() - live)
-    if stale:
-        store.delete_documents(stale)
-    for child in index_dir.iterdir():
-        if (
-            child.is_dir()
-            and child.name.startswith("v")
-            and child.name[1:].isdigit()
-            and int(child.name[1:]) < version - 1
-        ):
-            shutil.rmtree(child, ignore_errors=True)
+    log.info("ingest: cleaning up")
+    live = {ch["id"] for e in entries.values() for ch in e.chunks}
+    _cleanup(store, base_store, live, old, name, keep_collection)
+    for v in _sidecar_versions(index_dir):
+        if v not in (version, published):  # keep the previous one for readers that loaded it
+            shutil.rmtree(index_dir / f"v{v}", ignore_errors=True)
+    log.info("ingest: done, version %d", version)
     return IngestSummary(
         added=len(added),
         updated=len(updated),
         removed=len(removed),
         unchanged=len(unchanged),
-        skipped=tuple(skipped),
+        skipped=tuple(found.skipped),
         chunks=sum(len(e.chunks) for e in entries.values()),
         seconds=seconds,
+        reasons=tuple(found.skipped.items()),
+        duplicates=tuple(sorted(found.duplicates.items())),
+        version=version,
     )
 
 
-def _write_sidecar(folder: Path, entries: list[DocEntry], vectors: list[np.ndarray]) -> None:
+def _add_chunks(store: Any, records: list[dict[str, Any]]) -> None:
+    from .errors import AssistantError
+    from .llama_adapter import add_chunks
+
+    try:
+        add_chunks(store.collection(create=True), records)
+    except AssistantError:
+        raise
+    except Exception as exc:  # chromadb and its transport raise many types
+        if hasattr(store, "failure"):
+            raise store.failure("adding chunks", exc) from None
+        raise
+
+
+def _cleanup(
+    store: Any,
+    base_store: Any,
+    live: set[str],
+    old: dict[str, Any] | None,
+    name: str,
+    keep: str | None,
+) -> None:
+    """After the switch: delete chunks and collections no reader needs any more.
+
+    A failure here is not an ingest failure (the new version is published); the next ingest
+    retries.
+    """
+    from .errors import BackendError
+
+    try:
+        if hasattr(store, "all_ids"):
+            stale = sorted(store.all_ids() - live)
+            if stale:
+                log.info("ingest: removing %d stale chunk(s)", len(stale))
+                store.delete_ids(stale)
+        older = (old or {}).get("previous_collection")
+        if older and older not in (name, keep) and hasattr(base_store, "drop"):
+            base_store.drop(older)
+    except BackendError as exc:
+        log.warning("%s Stale chunks stay until the next ingest removes them.", exc.message)
+
+
+def _write_sidecar(
+    folder: Path,
+    entries: list[DocEntry],
+    vectors: list[np.ndarray],
+) -> None:
     from .lexical import LexicalIndex
 
     tmp = folder.with_name(folder.name + ".tmp")
@@ -309,6 +577,7 @@ def _write_sidecar(folder: Path, entries: list[DocEntry], vectors: list[np.ndarr
     os.replace(tmp, folder)
 
 
+# -- the read side -------------------------------------------------------------------------------
 @dataclass
 class Sidecar:
     """Everything the query path needs besides Chroma, in flat arrays."""
@@ -325,9 +594,21 @@ class Sidecar:
     sent_text: list[str]
     sent_vecs: np.ndarray
     doc_sent_base: list[int]
+    lexical: Any = None  # the version's LexicalIndex, loaded with it
+
+    def __post_init__(self) -> None:
+        self._pos = {d["source"]: i for i, d in enumerate(self.docs)}
+        self._by_sha = {d["sha256"]: d["source"] for d in reversed(self.docs)}
+
+    def source_of_sha(self, sha256: str) -> str | None:
+        return self._by_sha.get(sha256)
+
+    def title(self, source: str) -> str:
+        i = self._pos.get(source)
+        return self.docs[i]["title"] if i is not None else Path(source).stem
 
     def entry(self, source: str) -> tuple[DocEntry, np.ndarray]:
-        i = next(k for k, d in enumerate(self.docs) if d["source"] == source)
+        i = self._pos[source]
         d = self.docs[i]
         base = self.doc_sent_base[i]
         vecs = self.sent_vecs[base : base + len(d["sentences"])]
@@ -336,12 +617,17 @@ class Sidecar:
         ), np.asarray(vecs)
 
 
-def _load_sidecar(folder: Path) -> Sidecar:
+def _load_sidecar(folder: Path, lexical: bool = False) -> Sidecar:
     try:
         with (folder / "chunks.json").open(encoding="utf-8") as fh:
             docs = json.load(fh)["docs"]
         vecs = np.load(folder / "sentences.npy")
-    except (OSError, ValueError, KeyError):
+        lex = None
+        if lexical:
+            from .lexical import LexicalIndex
+
+            lex = LexicalIndex.load(folder / "lexical")
+    except (OSError, ValueError, KeyError, TypeError, EOFError):
         raise IndexIncompatibleError(
             f"The index files in {folder} are missing or corrupt.",
             "Rebuild the index with: assistant ingest --rebuild",
@@ -375,15 +661,37 @@ def _load_sidecar(folder: Path) -> Sidecar:
         texts,
         vecs,
         bases,
+        lex,
     )
 
 
 def load_current(settings: Settings) -> tuple[dict[str, Any], Sidecar]:
-    """The manifest and sidecar readers should use; raises if missing or incompatible."""
-    manifest = read_manifest(settings.index_dir)
-    if manifest is None:
-        raise IndexMissingError(
-            f"There is no index in {settings.index_dir}.", "Build it with: assistant ingest"
-        )
-    check_compatible(manifest, settings, settings.index_dir)
-    return manifest, _load_sidecar(settings.index_dir / f"v{manifest['version']}")
+    """The manifest and sidecar (with its lexical index) readers should use.
+
+    Raises if missing or incompatible. If the sidecar vanishes while loading because two newer
+    versions were published meanwhile, loads the newest instead.
+    """
+    for _ in range(3):
+        manifest = read_manifest(settings.index_dir)
+        if manifest is None:
+            raise IndexMissingError(
+                f"There is no index in {settings.index_dir}.", "Build it with: assistant ingest"
+            )
+        check_compatible(manifest, settings, settings.index_dir)
+        try:
+            side = _load_sidecar(settings.index_dir / f"v{manifest['version']}", lexical=True)
+        except IndexIncompatibleError:
+            newer = read_manifest(settings.index_dir)
+            if newer is None or build_key(newer) == build_key(manifest):
+                raise
+            continue
+        return manifest, side
+    raise IndexIncompatibleError(
+        f"The index in {settings.index_dir} changed three times while loading.",
+        "Try again once the ingest has finished.",
+    )
+
+
+def bind_store(store: Any, manifest: dict[str, Any]) -> Any:
+    """The store as seen by readers of this manifest (its collection)."""
+    return store.view(collection_of(manifest)) if hasattr(store, "view") else store

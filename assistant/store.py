@@ -1,89 +1,170 @@
-"""Chroma: the only module that imports chromadb (read path, collection management)."""
+"""Chroma: the only module that imports chromadb (read path, collection management).
+
+Embedded (`PersistentClient` under the index folder) by default; with a URL, a Chroma server
+(`HttpClient`), optionally with a token, tenant and database. Every call that fails becomes a
+`BackendError` naming the store; the client is kept, so the next call retries (a restarted server
+is picked up without restarting the assistant).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from .errors import BackendError
 
 log = logging.getLogger(__name__)
 
 COLLECTION = "assistant-chunks"
+_PAGE = 5000  # ids per get/delete request
 
 
 class ChromaStore:
     """One Chroma collection of chunk vectors, embedded (`PersistentClient`) by default."""
 
-    def __init__(self, path: Path, url: str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        url: str | None = None,
+        *,
+        token: str = "",
+        tenant: str = "",
+        database: str = "",
+        collection: str = COLLECTION,
+    ) -> None:
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
+        self.url = url or None
         self.where = url or str(path)
+        self.name = collection
+        self._collection: Any = None
         settings = ChromaSettings(anonymized_telemetry=False)
         try:
             if url:
-                from urllib.parse import urlparse
-
                 parsed = urlparse(url)
+                https = parsed.scheme == "https"
+                headers = {"Authorization": f"Bearer {token}", "X-Chroma-Token": token}
+                options: dict[str, Any] = {"tenant": tenant} if tenant else {}
+                if database:
+                    options["database"] = database
                 self._client = chromadb.HttpClient(
                     host=parsed.hostname or "127.0.0.1",
-                    port=parsed.port or 8000,
-                    ssl=parsed.scheme == "https",
+                    port=parsed.port or (443 if https else 8000),
+                    ssl=https,
+                    headers=headers if token else None,
                     settings=settings,
+                    **options,
                 )
             else:
                 path.mkdir(parents=True, exist_ok=True)
                 self._client = chromadb.PersistentClient(path=str(path), settings=settings)
         except Exception as exc:  # chromadb raises many types; all mean "cannot open"
-            raise BackendError(
-                f"Cannot open the Chroma store at {self.where}: {exc}",
-                "Check the path or URL, or rebuild with assistant ingest --rebuild.",
-            ) from None
-        self._collection: Any = None
+            raise self.failure("connecting", exc) from None
 
+    def view(self, name: str) -> ChromaStore:
+        """The same client, another collection (ingest and readers pick it from the manifest)."""
+        other = copy.copy(self)
+        other.name, other._collection = name, None
+        return other
+
+    # -- errors ---------------------------------------------------------------------------------
+    def failure(self, action: str, exc: BaseException) -> BackendError:
+        """The `BackendError` for a failed call; also forgets the cached collection handle."""
+        self._collection = None
+        if self.url and _unreachable(exc):
+            port = urlparse(self.url).port or 8000
+            return BackendError(
+                f"The Chroma server at {self.url} is not reachable ({action}).",
+                f"Start it (e.g. chroma run --path DIR --host 127.0.0.1 --port {port}) or fix "
+                "ASSISTANT_CHROMA_URL; the next request reconnects by itself.",
+            )
+        if _not_found(exc):
+            return BackendError(
+                f"The Chroma collection {self.name!r} does not exist at {self.where}.",
+                "Run: assistant ingest (it re-adds missing chunks), or assistant ingest --rebuild",
+            )
+        return BackendError(
+            f"Chroma failed at {self.where} while {action} ({type(exc).__name__}: {exc}).",
+            "Check that the Chroma store is reachable and intact; if it persists, run: "
+            "assistant ingest --rebuild",
+        )
+
+    # -- collections ----------------------------------------------------------------------------
     def collection(self, create: bool = False) -> Any:
         if self._collection is None:
             try:
                 if create:
                     self._collection = self._client.get_or_create_collection(
-                        COLLECTION, embedding_function=None, metadata={"hnsw:space": "cosine"}
+                        self.name, embedding_function=None, metadata={"hnsw:space": "cosine"}
                     )
                 else:
                     self._collection = self._client.get_collection(
-                        COLLECTION, embedding_function=None
+                        self.name, embedding_function=None
                     )
             except Exception as exc:
-                raise BackendError(
-                    f"The Chroma collection {COLLECTION!r} at {self.where} cannot be opened "
-                    f"({type(exc).__name__}).",
-                    "Rebuild it with: assistant ingest --rebuild",
-                ) from None
+                raise self.failure("opening the collection", exc) from None
         return self._collection
 
-    def reset(self) -> None:
-        with contextlib.suppress(Exception):  # absent already
-            self._client.delete_collection(COLLECTION)
-        self._collection = None
+    def collection_names(self) -> list[str]:
+        try:
+            return sorted(
+                c if isinstance(c, str) else c.name for c in self._client.list_collections()
+            )
+        except Exception as exc:
+            raise self.failure("listing collections", exc) from None
 
+    def drop(self, name: str) -> None:
+        """Delete a collection; absent already is fine."""
+        with contextlib.suppress(Exception):
+            self._client.delete_collection(name)
+        if name == self.name:
+            self._collection = None
+
+    def reset(self) -> None:
+        self.drop(self.name)
+
+    # -- chunks ---------------------------------------------------------------------------------
     def query(self, vector: list[float], k: int) -> list[tuple[str, float]]:
         """Nearest chunk ids with cosine similarity, best first."""
         col = self.collection()
-        n = min(k, col.count())
-        if n == 0:
-            return []
         try:
+            n = min(k, col.count())
+            if n == 0:
+                return []
             res = col.query(query_embeddings=[vector], n_results=n, include=["distances"])
         except Exception as exc:
-            raise BackendError(
-                f"Chroma query failed at {self.where}: {exc}",
-                "Check that the Chroma store is reachable.",
-            ) from None
+            raise self.failure("querying", exc) from None
         return [
             (i, 1.0 - float(d)) for i, d in zip(res["ids"][0], res["distances"][0], strict=True)
         ]
+
+    def all_ids(self) -> set[str]:
+        """Every chunk id in the collection."""
+        col = self.collection()
+        ids: set[str] = set()
+        try:
+            offset = 0
+            while True:
+                page = col.get(include=[], limit=_PAGE, offset=offset)["ids"]
+                ids.update(page)
+                if len(page) < _PAGE:
+                    return ids
+                offset += _PAGE
+        except Exception as exc:
+            raise self.failure("listing chunk ids", exc) from None
+
+    def delete_ids(self, ids: list[str]) -> None:
+        col = self.collection()
+        try:
+            for b in range(0, len(ids), _PAGE):
+                col.delete(ids=ids[b : b + _PAGE])
+        except Exception as exc:
+            raise self.failure("deleting chunks", exc) from None
 
     def ids_of_document(self, ref_doc_id: str) -> list[str]:
         return list(self.collection().get(where={"document_id": ref_doc_id}, include=[])["ids"])
@@ -96,3 +177,33 @@ class ChromaStore:
         col = self.collection()
         for ref in ref_doc_ids:
             col.delete(where={"document_id": ref})
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen:
+        seen.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return seen
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Connection refused, reset or timed out: the server is down or the URL is wrong."""
+    for e in _chain(exc):
+        if isinstance(e, (ConnectionError, TimeoutError)):
+            return True
+        if any(
+            c.__name__ == "TransportError" and c.__module__.startswith("httpx")
+            for c in type(e).__mro__
+        ):
+            return True  # chromadb's HTTP transport: ConnectError, ReadTimeout, RemoteProtocolError
+        if "could not connect" in str(e).lower():
+            return True  # what chromadb.HttpClient raises when the server does not answer
+    return False
+
+
+def _not_found(exc: BaseException) -> bool:
+    from chromadb.errors import NotFoundError
+
+    return any(isinstance(e, NotFoundError) for e in _chain(exc)) or "does not exist" in str(exc)

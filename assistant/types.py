@@ -33,6 +33,7 @@ class Answer:
     unsupported: list[str] = field(default_factory=list)
     usage: dict[str, int] | None = None
     trace: dict[str, Any] = field(default_factory=dict, repr=False)
+    sources: dict[str, str] = field(default_factory=dict)  # cited source -> its title
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; the same shape as `assistant ask --json`."""
@@ -49,6 +50,8 @@ class Answer:
             out["unsupported"] = list(self.unsupported)
         if self.usage is not None:
             out["usage"] = dict(self.usage)
+        if self.sources:
+            out["sources"] = dict(self.sources)
         return out
 
 
@@ -63,8 +66,13 @@ class IngestSummary:
     skipped: tuple[str, ...] = ()
     chunks: int = 0
     seconds: float = 0.0
+    reasons: tuple[tuple[str, str], ...] = ()  # (skipped source, why)
+    duplicates: tuple[tuple[str, str], ...] = ()  # (source, the source with the same text)
+    version: int = 0  # the index version this ingest published
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["skipped"] = list(self.skipped)
+        d["reasons"] = dict(self.reasons)
+        d["duplicates"] = dict(self.duplicates)
         return d
