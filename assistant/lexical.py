@@ -7,149 +7,20 @@ import re
 import unicodedata
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 STOPWORDS = frozenset(
-    [
-        "a",
-        "about",
-        "above",
-        "after",
-        "again",
-        "against",
-        "all",
-        "am",
-        "an",
-        "and",
-        "any",
-        "are",
-        "as",
-        "at",
-        "be",
-        "because",
-        "been",
-        "before",
-        "being",
-        "below",
-        "between",
-        "both",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "doing",
-        "down",
-        "during",
-        "each",
-        "few",
-        "for",
-        "from",
-        "further",
-        "had",
-        "has",
-        "have",
-        "having",
-        "he",
-        "her",
-        "here",
-        "hers",
-        "herself",
-        "him",
-        "himself",
-        "his",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "itself",
-        "just",
-        "me",
-        "more",
-        "most",
-        "my",
-        "myself",
-        "no",
-        "nor",
-        "not",
-        "now",
-        "of",
-        "off",
-        "on",
-        "once",
-        "only",
-        "or",
-        "other",
-        "our",
-        "ours",
-        "ourselves",
-        "out",
-        "over",
-        "own",
-        "same",
-        "she",
-        "should",
-        "so",
-        "some",
-        "such",
-        "than",
-        "that",
-        "the",
-        "their",
-        "theirs",
-        "them",
-        "themselves",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "through",
-        "to",
-        "too",
-        "under",
-        "until",
-        "up",
-        "very",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "while",
-        "who",
-        "whom",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "yours",
-        "yourself",
-        "yourselves",
-        "s",
-        "t",
-        "also",
-        "according",
-        "said",
-        "says",
-        "say",
-        "tell",
-        "told",
-        "me",
-        "please",
-    ]
+    """
+a about above after again against all am an and any are as at be because been before being below
+between both but by can could did do does doing down during each few for from further had has have
+having he her here hers herself him himself his how i if in into is it its itself just me more most
+my myself no nor not now of off on once only or other our ours ourselves out over own same she
+should so some such than that the their theirs them themselves then there these they this those
+through to too under until up very was we were what when where which while who whom why will with
+would you your yours yourself yourselves s t also according said says say tell told please
+""".split()  # noqa: SIM905
 )
 
 _WORD = re.compile(r"[0-9]+(?:[.,][0-9]+)*|[^\W\d_]+(?:['’][^\W\d_]+)*", re.UNICODE)
@@ -197,10 +68,40 @@ def tokenize(text: str) -> list[str]:
     return [stem(w) for w in words(text) if w not in STOPWORDS]
 
 
+class _Bm25Matrix:
+    """bm25s's saved score matrix (CSC: one column of per-chunk scores per token), read with
+    numpy so the query path does not import bm25s and scipy (about 0.3 s and 15 MB)."""
+
+    def __init__(self, folder: Path) -> None:
+        import json
+
+        self.data = np.load(folder / "data.csc.index.npy")
+        self.indices = np.load(folder / "indices.csc.index.npy")
+        self.indptr = np.load(folder / "indptr.csc.index.npy")
+        self.vocab_dict: dict[str, int] = json.loads(
+            (folder / "vocab.index.json").read_text(encoding="utf-8")
+        )
+        params = json.loads((folder / "params.index.json").read_text(encoding="utf-8"))
+        self.num_docs = int(params["num_docs"])
+        nnoc = folder / "nonoccurrence_array.index.npy"
+        self.nonoccurrence = np.load(nnoc) if nnoc.exists() else None
+
+    def get_scores(self, tokens: list[str]) -> np.ndarray:
+        """The same sums as `bm25s.BM25.get_scores` (repeated tokens count again)."""
+        scores = np.zeros(self.num_docs, dtype=np.float32)
+        ids = [self.vocab_dict[t] for t in tokens]
+        for t in ids:
+            a, b = self.indptr[t], self.indptr[t + 1]
+            scores[self.indices[a:b]] += self.data[a:b]
+        if self.nonoccurrence is not None:
+            scores += self.nonoccurrence[ids].sum()
+        return scores
+
+
 class LexicalIndex:
     """BM25 over chunk texts, plus document frequencies of sentence tokens for IDF weights."""
 
-    def __init__(self, bm25: object | None, sentence_df: dict[str, int], n_sentences: int) -> None:
+    def __init__(self, bm25: Any, sentence_df: dict[str, int], n_sentences: int) -> None:
         self._bm25 = bm25
         self.sentence_df = sentence_df
         self.n_sentences = max(n_sentences, 1)
@@ -232,10 +133,7 @@ class LexicalIndex:
     def load(cls, folder: Path) -> LexicalIndex:
         import json
 
-        bm25s = _bm25s()
-        bm25 = None
-        if (folder / "bm25").exists():
-            bm25 = bm25s.BM25.load(str(folder / "bm25"), mmap=False, show_progress=False)
+        bm25 = _Bm25Matrix(folder / "bm25") if (folder / "bm25").exists() else None
         data = json.loads((folder / "sentence_df.json").read_text(encoding="utf-8"))
         return cls(bm25, data["df"], data["n"])
 

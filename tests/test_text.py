@@ -102,3 +102,18 @@ def test_chunks_hold_a_few_sentences_and_never_cross_sections() -> None:
         assert len({s.section for s in c.sentences}) == 1
         assert c.start == c.sentences[0].start and c.end == c.sentences[-1].end
         assert c.end - c.start <= 600 or len(c.sentences) == 1
+
+
+def test_query_path_bm25_matches_bm25s(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import bm25s
+
+    from assistant.lexical import LexicalIndex, tokenize
+
+    texts = ["Mexico replaced China as top trade partner", "The ruble hit a low", "Trade grew"]
+    LexicalIndex.build(texts, texts).save(tmp_path)
+    ours = LexicalIndex.load(tmp_path)
+    ref = bm25s.BM25.load(str(tmp_path / "bm25"))
+    query = tokenize("trade partner trade China")
+    assert [i for i, _ in ours.search(query, 3)] == [0, 2]
+    got = ours._bm25.get_scores(query)
+    assert got.tolist() == ref.get_scores(query).tolist()
