@@ -20,6 +20,8 @@ def novel_tokens(text: str, q_tokens: list[str]) -> set[str]:
 
 NAME_PENALTY = 0.1
 TYPE_PENALTY = 0.3
+BRIDGE_COST = 0.1  # a two-sentence (bridged) answer is a little less certain than a direct one
+BRIDGE_WINDOW = 200  # sentences either side searched for the bridged sentence
 
 
 def question_names(question: str) -> list[str]:
@@ -91,6 +93,15 @@ class ExtractiveAnswerer:
             ((self.adjusted(e, question, q_tokens, kind), e) for e in evidence), key=lambda p: -p[0]
         )
         best_score, best = ranked[0]
+        bridged = self._bridged(question, q_tokens, kind, evidence)
+        if bridged is not None and bridged[0] > best_score:
+            score, first, second = bridged
+            if score < self.threshold:
+                return [], score
+            pair = sorted(
+                [(score, first), (score, second)], key=lambda p: (p[1].source, p[1].start)
+            )
+            return [self._trim(ev, sc, question, q_tokens, None) for sc, ev in pair], score
         if best_score < self.threshold:
             return [], best_score
         chosen = [(best_score, best)]
@@ -107,6 +118,57 @@ class ExtractiveAnswerer:
                 base_cov += gain
         chosen.sort(key=lambda p: (p[1].source, p[1].start))
         return [self._trim(ev, score, question, q_tokens, kind) for score, ev in chosen], best_score
+
+    def _bridged(
+        self, question: str, q_tokens: list[str], kind: str | None, evidence: list[Evidence]
+    ) -> tuple[float, Evidence, Evidence] | None:
+        """Two-sentence answers: the sentence that matches the question best names someone or
+        something, and another sentence about that name holds the asked-for kind of answer.
+
+        "What is the full name of the president Li met on Thursday?" — "On Thursday, Gen. Li sat
+        down with Mr. Lukashenko" + "Belarusian President Aleksandr Lukashenko said…".
+        """
+        if kind is None:
+            return None
+        top = max(evidence, key=lambda e: e.score)
+        if has_type(top.text, kind, question):
+            return None
+        asked = set(q_tokens)
+        links = {t for t in question_names(" " + top.text) if t not in asked}
+        if not links:
+            return None
+        side = self.retriever.side
+        doc = side.sent_doc[top.sent]
+        lo = max(0, top.sent - BRIDGE_WINDOW)
+        hi = min(len(side.sent_text), top.sent + BRIDGE_WINDOW + 1)
+        best: tuple[tuple[int, float, int], int] | None = None
+        for s in range(lo, hi):
+            if s == top.sent or side.sent_doc[s] != doc:
+                continue
+            text = side.sent_text[s]
+            toks = set(tokenize(text))
+            shared = len(links & toks)
+            if not shared or not has_type(text, kind, question):
+                continue
+            key = (shared, self.retriever.coverage(q_tokens, toks), -abs(s - top.sent))
+            if best is None or key > best[0]:
+                best = (key, s)
+        if best is None:
+            return None
+        s = best[1]
+        second = Evidence(
+            s,
+            top.source,
+            int(side.sent_start[s]),
+            int(side.sent_end[s]),
+            side.sent_text[s],
+            top.score,
+            0.0,
+            0.0,
+            top.chunk_rank,
+        )
+        penalty = NAME_PENALTY * min(len(self.missing_names(top, question)), 2)
+        return top.score - penalty - BRIDGE_COST, top, second
 
     def _trim(
         self, ev: Evidence, score: float, question: str, q_tokens: list[str], kind: str | None
