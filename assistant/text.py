@@ -253,7 +253,9 @@ def parse_document(text: str) -> ParsedDocument:
         nonlocal para
         if para is not None:
             sentences.extend(
-                Sentence(s, e, text[s:e], section) for s, e in split_sentences(text, *para)
+                Sentence(a, b, text[a:b], section)
+                for s, e in split_sentences(text, *para)
+                for a, b in split_long(text, s, e)
             )
         para = None
 
@@ -347,6 +349,31 @@ def _is_boundary(text: str, punct_start: int, punct: str, gap: int, rest: str) -
     if "." in bare or bare in _OTHER or bare in _BEFORE_NUMBER:
         return next_word_l in _STARTERS
     return True
+
+
+MAX_SENTENCE_CHARS = 400
+
+
+def split_long(
+    text: str, start: int, end: int, limit: int = MAX_SENTENCE_CHARS
+) -> list[tuple[int, int]]:
+    """Cut an overlong "sentence" (a list, a table row, text without punctuation) into pieces of at
+    most `limit` characters, at the last clause mark or space before the limit."""
+    spans = []
+    while end - start > limit:
+        window = text[start : start + limit]
+        cut = max(window.rfind(m) for m in ("; ", ", ", ": ", " — ", " – "))
+        cut = cut + 1 if cut > limit // 3 else window.rfind(" ")
+        if cut <= 0:
+            cut = limit
+        a, b = _strip_span(text, start, start + cut)
+        if b > a:
+            spans.append((a, b))
+        start += cut
+    a, b = _strip_span(text, start, end)
+    if b > a:
+        spans.append((a, b))
+    return spans
 
 
 def make_chunks(sentences: list[Sentence], max_sentences: int, max_chars: int) -> list[Chunk]:

@@ -117,3 +117,16 @@ def test_query_path_bm25_matches_bm25s(tmp_path) -> None:  # type: ignore[no-unt
     assert [i for i, _ in ours.search(query, 3)] == [0, 2]
     got = ours._bm25.get_scores(query)
     assert got.tolist() == ref.get_scores(query).tolist()
+
+
+def test_overlong_sentences_are_cut_at_clause_marks_with_exact_offsets() -> None:
+    from assistant.text import MAX_SENTENCE_CHARS
+
+    text = "Intro line.\n" + ", ".join(f"item number {i} of the list" for i in range(60)) + "\n"
+    doc = parse_document(text)
+    assert len(doc.sentences) > 3
+    for s in doc.sentences:
+        assert len(s.text) <= MAX_SENTENCE_CHARS
+        assert text[s.start : s.end] == s.text
+    covered = "".join(s.text for s in doc.sentences).replace(" ", "").replace(",", "")
+    assert covered == text.replace(" ", "").replace(",", "").replace("\n", "")
