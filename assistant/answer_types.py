@@ -149,11 +149,11 @@ def _has_person(text: str, asked: set[str], full: bool) -> bool:
     return False
 
 
-_COUNT_NOT = re.compile(rf"^\s*(?:{_TIME_UNIT}|%|percent|per cent)\b", re.I)
+_COUNT_NOT = re.compile(rf"^[\s-]*{_TIME_UNIT}\b", re.I)
 
 
 def _has_count(text: str) -> bool:
-    """A number that is not a year, part of a date, a duration or a percentage."""
+    """A number that is not a year, part of a date or a duration ("30 percent" counts)."""
     for m in re.finditer(_NUM, text, re.I):
         token = m.group().rstrip(".,")
         if re.fullmatch(_YEAR, token) or _COUNT_NOT.match(text[m.end() : m.end() + 12]):

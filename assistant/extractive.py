@@ -21,6 +21,7 @@ def novel_tokens(text: str, q_tokens: list[str]) -> set[str]:
 NAME_PENALTY = 0.1
 TYPE_PENALTY = 0.3
 BRIDGE_COST = 0.1  # a two-sentence (bridged) answer is a little less certain than a direct one
+BRIDGE_KINDS = {"person", "person_full", "entity", "date", "year", "time"}  # names and dates link
 BRIDGE_WINDOW = 200  # sentences either side searched for the bridged sentence
 
 
@@ -128,7 +129,7 @@ class ExtractiveAnswerer:
         "What is the full name of the president Li met on Thursday?" — "On Thursday, Gen. Li sat
         down with Mr. Lukashenko" + "Belarusian President Aleksandr Lukashenko said…".
         """
-        if kind is None:
+        if kind not in BRIDGE_KINDS:
             return None
         top = max(evidence, key=lambda e: e.score)
         if has_type(top.text, kind, question):

@@ -66,8 +66,11 @@ class HybridRetriever:
         """
         if not q_tokens and not context:
             return 0.0
-        weights = {t: CONTEXT_WEIGHT * self.lexical.idf(t) for t in set(context)}
-        weights.update({t: self.lexical.idf(t) for t in set(q_tokens)})
+        weights = {t: self.lexical.idf(t) for t in set(q_tokens)}
+        ctx = {t: self.lexical.idf(t) for t in set(context) if t not in weights}
+        if ctx:
+            # Earlier turns help resolve "he" or "their", with less weight than the question.
+            weights.update({t: CONTEXT_WEIGHT * w for t, w in ctx.items()})
         total = sum(weights.values()) or 1.0
         return sum(w for t, w in weights.items() if t in tokens) / total
 
