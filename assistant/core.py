@@ -208,6 +208,31 @@ class Assistant:
                                 f"{limit}.", "Shorten it, or raise ASSISTANT_MAX_QUESTION_CHARS.")
         return question.strip()
 
+    def _warm_up_in_parallel(self) -> None:
+        """Load the embedding model (checksum + ONNX session, mostly native code that releases the
+        GIL) in a thread while this one imports chromadb and opens the store: the two largest
+        parts of a cold start overlap instead of adding up."""
+        if self._encoder is not None or self._store is not None:
+            return
+        import numpy  # noqa: F401  (imported once here, before both threads need it)
+
+        errors: list[BaseException] = []
+
+        def load() -> None:
+            try:
+                self.encoder  # noqa: B018
+            except BaseException as exc:  # re-raised below, in the caller's thread
+                errors.append(exc)
+
+        worker = threading.Thread(target=load, name="assistant-model-load", daemon=True)
+        worker.start()
+        try:
+            self.store  # noqa: B018
+        finally:
+            worker.join()
+        if errors:
+            raise errors[0]
+
     def _ensure_engine(self) -> Any:
         from . import index
 
@@ -221,6 +246,7 @@ class Assistant:
                 raise IndexMissingError(f"There is no index in {self.settings.index_dir}.",
                                         "Build it with: assistant ingest")
             if self._engine is None or self._engine_version != index.build_key(manifest):
+                self._warm_up_in_parallel()
                 self._engine = _Engine(self, *index.load_current(self.settings))
                 self._engine_version = index.build_key(self._engine.manifest)
             return self._engine

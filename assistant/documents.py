@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 HTML_SUFFIXES = (".html", ".htm")
 SUFFIXES = (".txt", ".md", *HTML_SUFFIXES)
 DEFAULT_MAX_FILE_MB = 20.0
+DEFAULT_MAX_BYTES = int(DEFAULT_MAX_FILE_MB * 1024 * 1024)
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,13 @@ def _walk(seeds_dir: Path) -> tuple[list[Path], dict[str, str]]:
     root = seeds_dir.resolve()
     found: list[Path] = []
     skipped: dict[str, str] = {}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+
+    def unreadable(exc: OSError) -> None:
+        source = relative_source(seeds_dir, Path(exc.filename)) + "/"
+        skipped[source] = f"it is a folder that cannot be read ({exc.strerror or exc})"
+        log.warning("Skipping %s: %s.", source, skipped[source])
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             path = Path(dirpath) / name
@@ -131,7 +138,7 @@ def read_bytes(path: Path, max_bytes: int | None = None) -> bytes:
     return b"".join(blocks)
 
 
-def read_document(path: Path, max_bytes: int | None = None) -> tuple[str, str]:
+def read_document(path: Path, max_bytes: int | None = DEFAULT_MAX_BYTES) -> tuple[str, str]:
     """The text the assistant stores for a file (see the module docstring) and its own title."""
     data = read_bytes(path, max_bytes)
     if b"\x00" in data[:8192]:
@@ -144,9 +151,15 @@ def read_document(path: Path, max_bytes: int | None = None) -> tuple[str, str]:
     return text, ""
 
 
-def read_text(path: Path, max_bytes: int | None = None) -> str:
+def read_text(path: Path, max_bytes: int | None = DEFAULT_MAX_BYTES) -> str:
     """The text offsets index into: UTF-8 as read, or the extracted text of an HTML file."""
     return read_document(path, max_bytes)[0]
+
+
+def content_hash(text: str, title: str = "") -> str:
+    """The hash that says a document changed: of its text, and of an HTML title if it has one."""
+    data = text if not title else f"{title}\x00{text}"
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()
 
 
 def mb_to_bytes(mb: float) -> int:
@@ -178,7 +191,7 @@ def scan(seeds_dir: Path, max_file_mb: float = DEFAULT_MAX_FILE_MB) -> Scan:
             log.warning("Skipping %s: %s.", source, reason)
             result.skipped[source] = reason
             continue
-        sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        sha = content_hash(text, title)
         if sha in first:
             log.info("%s has the same text as %s: indexed once, as %s.", source, first[sha],
                      first[sha])  # fmt: skip

@@ -39,7 +39,13 @@ import numpy as np
 
 from .config import Settings
 from .documents import Document, check_seeds_dir, scan
-from .errors import IndexBusyError, IndexIncompatibleError, IndexMissingError, SeedsError
+from .errors import (
+    BackendError,
+    IndexBusyError,
+    IndexIncompatibleError,
+    IndexMissingError,
+    SeedsError,
+)
 from .text import make_chunks, parse_document
 from .types import IngestSummary
 
@@ -48,6 +54,7 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 MANIFEST = "manifest.json"
 LOCK = ".ingest.lock"
+PENDING = ".pending-collection"  # the fresh collection a first build or rebuild is writing
 DEFAULT_COLLECTION = "assistant-chunks"  # indexes written before the manifest named it
 _FLUSH = 1000  # chunk records per write to Chroma
 
@@ -226,7 +233,8 @@ def _parse(doc: Document, settings: Settings) -> DocEntry:
 def _moved(entry: DocEntry, source: str) -> DocEntry:
     """The entry of the same text under another path (a renamed file): new ids, same vectors."""
     chunks = [{**ch, "id": _chunk_id(source, entry.sha256, i)} for i, ch in enumerate(entry.chunks)]
-    return DocEntry(source, entry.sha256, entry.title, entry.chars, chunks, entry.sentences)
+    title = Path(source).stem if entry.title == Path(entry.source).stem else entry.title
+    return DocEntry(source, entry.sha256, title, entry.chars, chunks, entry.sentences)
 
 
 def _records(doc: Document, entry: DocEntry, sent_vecs: np.ndarray) -> list[dict[str, Any]]:
@@ -289,9 +297,17 @@ def ingest(
     """
     t0 = time.perf_counter()
     check_seeds_dir(settings.seeds_dir)  # before creating anything
-    settings.index_dir.mkdir(parents=True, exist_ok=True)
-    with ingest_lock(settings.index_dir, settings.ingest_lock_timeout):
-        return _ingest(settings, encoder_factory, store_factory, rebuild, progress, t0)
+    try:
+        settings.index_dir.mkdir(parents=True, exist_ok=True)
+        with ingest_lock(settings.index_dir, settings.ingest_lock_timeout):
+            return _ingest(settings, encoder_factory, store_factory, rebuild, progress, t0)
+    except OSError as exc:  # a full disk, permissions, a file where the folder should be
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise BackendError(
+            f"Cannot write the index in {settings.index_dir}: {exc.strerror or exc}{where}.",
+            "Check free disk space and permissions, or set ASSISTANT_INDEX_DIR to another "
+            "folder; the published index was left as it is.",
+        ) from None
 
 
 def _previous(settings: Settings, rebuild: bool) -> dict[str, Any] | None:
@@ -336,6 +352,28 @@ def _remove_leftovers(index_dir: Path, published: int) -> None:
                 p.unlink(missing_ok=True)
 
 
+def _drop_pending(index_dir: Path, store: Any, old: dict[str, Any] | None) -> None:
+    """Drop the fresh collection of an interrupted first build or rebuild, if unpublished."""
+    try:
+        name = (index_dir / PENDING).read_text(encoding="utf-8").strip()
+    except OSError:
+        return
+    published = {collection_of(old), old.get("previous_collection")} if old else set()
+    if name and name not in published and hasattr(store, "drop"):
+        log.info("Dropping collection %s, left by an interrupted ingest.", name)
+        store.drop(name)
+    (index_dir / PENDING).unlink(missing_ok=True)
+
+
+def _prune_sidecars(index_dir: Path, current: int) -> None:
+    """Keep the current sidecar and the newest older one (readers may still have it loaded)."""
+    versions = _sidecar_versions(index_dir)
+    previous = max((v for v in versions if v < current), default=None)
+    for v in versions:
+        if v not in (current, previous):
+            shutil.rmtree(index_dir / f"v{v}", ignore_errors=True)
+
+
 def _ingest(
     settings: Settings,
     encoder_factory: Any,
@@ -366,17 +404,16 @@ def _ingest(
         except IndexIncompatibleError as exc:
             log.warning("%s Re-embedding every document.", exc.message)
 
-    # A first build or a rebuild writes into a fresh collection (a rebuild's has the version in
-    # its name): readers keep using the old one until the switch.
+    # A first build or a rebuild writes into a fresh collection with a unique name (so index
+    # folders sharing a Chroma server never collide): readers keep the old one until the switch.
     old_collection = collection_of(old) if old else None
-    fresh = rebuild or old is None
-    name = settings.chroma_collection if old_collection is None else old_collection
-    if rebuild and old_collection is not None:
-        name = f"{settings.chroma_collection}-v{version}"
     base_store = store_factory()
+    _drop_pending(index_dir, base_store, old)
+    fresh = rebuild or old is None
+    name = f"{settings.chroma_collection}-{uuid.uuid4().hex[:8]}" if fresh else str(old_collection)
+    if fresh:
+        (index_dir / PENDING).write_text(name, encoding="utf-8")
     store = base_store.view(name) if hasattr(base_store, "view") else base_store
-    if fresh:  # a collection of this name can only be an interrupted ingest's leftover
-        store.reset()
     store.collection(create=True)
     present = store.all_ids() if hasattr(store, "all_ids") else set()
 
@@ -420,6 +457,7 @@ def _ingest(
         log.info("ingest: nothing changed, version %d stays", published)
         _cleanup(store, base_store, {ch["id"] for e in entries.values() for ch in e.chunks},
                  None, name, None)  # fmt: skip
+        _prune_sidecars(index_dir, published)
         return IngestSummary(
             unchanged=len(unchanged),
             skipped=tuple(found.skipped),
@@ -478,13 +516,12 @@ def _ingest(
     }
     log.info("ingest: switching to version %d", version)
     _write_json_atomic(index_dir / MANIFEST, manifest)
+    (index_dir / PENDING).unlink(missing_ok=True)
 
     log.info("ingest: cleaning up")
     live = {ch["id"] for e in entries.values() for ch in e.chunks}
     _cleanup(store, base_store, live, old, name, keep_collection)
-    for v in _sidecar_versions(index_dir):
-        if v not in (version, published):  # keep the previous one for readers that loaded it
-            shutil.rmtree(index_dir / f"v{v}", ignore_errors=True)
+    _prune_sidecars(index_dir, version)
     log.info("ingest: done, version %d", version)
     return IngestSummary(
         added=len(added),
@@ -527,8 +564,6 @@ def _cleanup(
     A failure here is not an ingest failure (the new version is published); the next ingest
     retries.
     """
-    from .errors import BackendError
-
     try:
         if hasattr(store, "all_ids"):
             stale = sorted(store.all_ids() - live)

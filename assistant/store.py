@@ -83,15 +83,34 @@ class ChromaStore:
                 f"Start it (e.g. chroma run --path DIR --host 127.0.0.1 --port {port}) or fix "
                 "ASSISTANT_CHROMA_URL; the next request reconnects by itself.",
             )
+        if self.url and any(w in str(exc) for w in ("Unauthorized", "Forbidden", "401", "403")):
+            return BackendError(
+                f"The Chroma server at {self.url} refused the request as not authorized "
+                f"({action}).",
+                "Set ASSISTANT_CHROMA_TOKEN to a token this server (or its proxy) accepts.",
+            )
+        if _not_found(exc) and action == "connecting":  # the tenant or database is missing
+            return BackendError(
+                f"The Chroma server at {self.where} refused the tenant or database: {exc}",
+                "Create it on the server, or fix ASSISTANT_CHROMA_TENANT / "
+                "ASSISTANT_CHROMA_DATABASE (empty means the server's default).",
+            )
         if _not_found(exc):
             return BackendError(
                 f"The Chroma collection {self.name!r} does not exist at {self.where}.",
                 "Run: assistant ingest (it re-adds missing chunks), or assistant ingest --rebuild",
             )
+        if action == "connecting":
+            hint = "Check ASSISTANT_CHROMA_URL (is it a Chroma server?) and the Chroma settings."
+            if not self.url:
+                hint = "Check that the index folder is writable and intact, or rebuild it."
+        else:
+            hint = (
+                "Check that the Chroma store is reachable and intact; if it persists, run: "
+                "assistant ingest --rebuild"
+            )
         return BackendError(
-            f"Chroma failed at {self.where} while {action} ({type(exc).__name__}: {exc}).",
-            "Check that the Chroma store is reachable and intact; if it persists, run: "
-            "assistant ingest --rebuild",
+            f"Chroma failed at {self.where} while {action} ({type(exc).__name__}: {exc}).", hint
         )
 
     # -- collections ----------------------------------------------------------------------------

@@ -40,7 +40,8 @@ def test_ingest_is_incremental_add_change_delete(tmp_path: Path) -> None:
     assert ans.citations[0].source == "sub/b.md"
     assert all(c.source != "a.txt" for c in a.ask("How wide is the Aske river?").citations)
     # only live chunks remain in Chroma
-    assert {r.split("@")[0] for r in a.store.all_ref_doc_ids()} == {"c.txt", "sub/b.md"}
+    live = a.store.view(manifest["collection"])
+    assert {r.split("@")[0] for r in live.all_ref_doc_ids()} == {"c.txt", "sub/b.md"}
 
 
 def test_offsets_survive_reingest_of_unrelated_documents(tmp_path: Path) -> None:
@@ -97,7 +98,12 @@ def test_symlink_outside_seeds_is_not_followed(tmp_path: Path) -> None:
     outside = tmp_path / "secret.txt"
     outside.write_text("The password is swordfish.\n", encoding="utf-8")
     (seeds / "link.txt").symlink_to(outside)
-    a.ingest()
+    (seeds / "linked-dir").symlink_to(tmp_path, target_is_directory=True)  # not descended
+    summary = a.ingest()
+    assert dict(summary.reasons) == {
+        "link.txt": "it is a symlink pointing outside the seeds folder (not followed)"
+    }
+    assert summary.added == 2
     assert (
         "link.txt"
         not in json.loads((tmp_path / "index" / "manifest.json").read_text())["documents"]

@@ -169,9 +169,7 @@ def test_threads_ask_while_an_ingest_changes_documents(tmp_path: Path, encoder: 
         assert str(t.year + 100) in answer.text
 
 
-def test_a_second_ingest_waits_for_the_lock_or_fails_clearly(
-    tmp_path: Path, encoder: Any
-) -> None:
+def test_a_second_ingest_waits_for_the_lock_or_fails_clearly(tmp_path: Path, encoder: Any) -> None:
     seeds, index, items = town_corpus(tmp_path, n=4)
     a = Assistant(seeds_dir=seeds, index_dir=index, encoder=encoder)
     a.ingest()
@@ -195,6 +193,48 @@ def test_a_second_ingest_waits_for_the_lock_or_fails_clearly(
         t.join(timeout=120)
     assert sorted((s.updated, s.version) for s in out) == [(0, 2), (2, 2)]
     assert load_current(a.settings)[0]["version"] == 2
+
+
+def test_rebuild_writes_a_fresh_collection_and_the_old_one_goes_one_switch_later(
+    tmp_path: Path, encoder: Any
+) -> None:
+    seeds, index, items = town_corpus(tmp_path, n=3)
+    a = Assistant(seeds_dir=seeds, index_dir=index, encoder=encoder)
+    a.ingest()
+    first = read_manifest(index)["collection"]  # type: ignore[index]
+    answer = a.ask(items[0].question())
+    a.ingest(rebuild=True)
+    second = read_manifest(index)
+    assert second is not None and second["collection"] != first
+    assert second["previous_collection"] == first  # readers of version 1 may still use it
+    assert a.ask(items[0].question()).citations == answer.citations
+    # An interrupted rebuild leaves a collection no manifest names: the next ingest drops it.
+    a.store.view("assistant-chunks-orphan").collection(create=True)
+    (index / ".pending-collection").write_text("assistant-chunks-orphan", encoding="utf-8")
+    (seeds / items[1].source).write_text(items[1].text(year=1999), encoding="utf-8")
+    a.ingest()
+    names = set(a.store.collection_names())
+    assert names == {second["collection"]}  # the orphan and version 1's collection are gone
+    assert not (index / ".pending-collection").exists()
+
+
+def test_lost_collection_is_a_clear_error_and_ingest_repairs_it_without_reembedding(
+    tmp_path: Path, encoder: Any
+) -> None:
+    from assistant import BackendError
+
+    seeds, index, items = town_corpus(tmp_path, n=3)
+    counting = CountingEncoder(encoder)
+    a = Assistant(seeds_dir=seeds, index_dir=index, encoder=counting)
+    a.ingest()
+    before = a.ask(items[0].question())
+    a.store.drop(read_manifest(index)["collection"])  # type: ignore[index]
+    with pytest.raises(BackendError, match="does not exist") as err:
+        a.ask(items[0].question())
+    assert "assistant ingest" in err.value.hint and err.value.exit_code == 6
+    embedded = counting.embedded
+    assert a.ingest().unchanged == 3 and counting.embedded == embedded
+    assert a.ask(items[0].question()).citations == before.citations
 
 
 # -- kill -9 in the middle of an ingest ------------------------------------------------------------
@@ -359,12 +399,29 @@ def test_unreadable_file_is_skipped_with_a_warning(tmp_path: Path, caplog: Any) 
     seeds, index = _small(tmp_path)
     (seeds / "locked.txt").write_text("Secret.\n", encoding="utf-8")
     (seeds / "locked.txt").chmod(0)
+    (seeds / "closed").mkdir()
+    (seeds / "closed" / "inside.txt").write_text("Hidden.\n", encoding="utf-8")
+    (seeds / "closed").chmod(0)
     try:
         summary = Assistant(seeds_dir=seeds, index_dir=index).ingest()
     finally:
         (seeds / "locked.txt").chmod(0o644)
+        (seeds / "closed").chmod(0o755)
     assert dict(summary.reasons)["locked.txt"].startswith("it cannot be read")
-    assert "locked.txt" in caplog.text
+    assert dict(summary.reasons)["closed/"].startswith("it is a folder that cannot be read")
+    assert "locked.txt" in caplog.text and "closed/" in caplog.text
+
+
+def test_index_folder_that_cannot_be_written_exits_6(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seeds, _ = _small(tmp_path)
+    blocker = tmp_path / "index"
+    blocker.write_text("a file where the index folder should be\n", encoding="utf-8")
+    code, _, err = _cli(capsys, "ingest", "--seeds", str(seeds), "--index", str(blocker))
+    assert code == 6 and f"error: Cannot write the index in {blocker}" in err
+    assert "hint: Check free disk space and permissions" in err and "Traceback" not in err
+    assert blocker.read_text(encoding="utf-8").startswith("a file")
 
 
 def test_empty_seeds_folder_exits_3_and_keeps_the_index(
@@ -443,11 +500,22 @@ def test_ingest_log_names_skipped_files_and_duplicates(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     seeds, index = _small(tmp_path)
-    shutil.copy(seeds / towns.towns(3)[0].source, seeds / "again.md")
+    shutil.copy(seeds / towns.towns(3)[0].source, seeds / "zz-again.md")
     caplog.set_level(logging.INFO, logger="assistant")
     summary = Assistant(seeds_dir=seeds, index_dir=index).ingest()
-    assert summary.to_dict()["duplicates"] == {"again.md": towns.towns(3)[0].source}
-    assert "again.md has the same text as" in caplog.text
+    assert summary.to_dict()["duplicates"] == {"zz-again.md": towns.towns(3)[0].source}
+    assert "zz-again.md has the same text as" in caplog.text
     assert json.loads((index / "manifest.json").read_text())["duplicates"] == {
-        "again.md": towns.towns(3)[0].source
+        "zz-again.md": towns.towns(3)[0].source
     }
+
+
+def test_bad_input_table_names_only_tests_that_exist() -> None:
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    table = (root / "docs" / "bad-input.md").read_text(encoding="utf-8")
+    refs = set(re.findall(r"`(tests/[\w/]+\.py)::(\w+)`", table))
+    assert len(refs) >= 15
+    for path, name in sorted(refs):
+        assert f"def {name}(" in (root / path).read_text(encoding="utf-8"), f"{path}::{name}"
