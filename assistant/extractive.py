@@ -14,10 +14,6 @@ ABSTAIN_TEXT = "The documents do not say."
 _CLAUSE_CUT = re.compile(r",\s+|;\s+|\s+—\s+|—|:\s+|\s+–\s+")
 
 
-def novel_tokens(text: str, q_tokens: list[str]) -> set[str]:
-    return set(tokenize(text)) - set(q_tokens)
-
-
 NAME_PENALTY = 0.1
 TYPE_PENALTY = 0.3
 BRIDGE_COST = 0.1  # a two-sentence (bridged) answer is a little less certain than a direct one
@@ -60,8 +56,8 @@ class ExtractiveAnswerer:
         score = ev.score
         if not has_type(ev.text, kind, question):
             score -= TYPE_PENALTY
-        if not novel_tokens(ev.text, q_tokens):
-            score -= 0.25
+        if not self.retriever.sentence_tokens(ev.sent) - set(q_tokens):
+            score -= 0.25  # the sentence says nothing the question does not
         missing = self.missing_names(ev, question)
         score -= NAME_PENALTY * min(len(missing), 2)
         return score
@@ -74,11 +70,7 @@ class ExtractiveAnswerer:
         names = question_names(question)
         if not names:
             return []
-        side = self.retriever.side
-        context = ev.text
-        if ev.sent > 0 and side.sent_doc[ev.sent - 1] == side.sent_doc[ev.sent]:
-            context += " " + side.sent_text[ev.sent - 1]
-        have = set(tokenize(context))
+        have = self.retriever.context_tokens(ev.sent)
         # Demonyms and inflections share a prefix: Russia/Russian, China/Chinese, Belarus/-ian.
         prefixes = {t[:4] for t in have if len(t) >= 4}
         return [n for n in names if n not in have and not (len(n) >= 4 and n[:4] in prefixes)]
@@ -106,12 +98,12 @@ class ExtractiveAnswerer:
         if best_score < self.threshold:
             return [], best_score
         chosen = [(best_score, best)]
-        covered = set(tokenize(best.text))
+        covered = set(self.retriever.sentence_tokens(best.sent))
         base_cov = self.retriever.coverage(q_tokens, covered)
         for score, ev in ranked[1:]:
             if len(chosen) >= self.max_sentences or score < best_score - 0.1:
                 break
-            toks = set(tokenize(ev.text))
+            toks = self.retriever.sentence_tokens(ev.sent)
             gain = self.retriever.coverage(q_tokens, covered | toks) - base_cov
             if gain >= 0.15 and score >= self.threshold:
                 chosen.append((score, ev))
@@ -147,7 +139,7 @@ class ExtractiveAnswerer:
             if s == top.sent or side.sent_doc[s] != doc:
                 continue
             text = side.sent_text[s]
-            toks = set(tokenize(text))
+            toks = self.retriever.sentence_tokens(s)
             shared = len(links & toks)
             if not shared or not has_type(text, kind, question):
                 continue

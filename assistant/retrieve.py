@@ -56,6 +56,22 @@ class HybridRetriever:
         self.encoder = encoder
         self.top_k, self.candidate_k, self.rrf_k = top_k, candidate_k, rrf_k
         self._chunk_pos = {cid: i for i, cid in enumerate(sidecar.chunk_ids)}
+        self._tokens: dict[int, frozenset[str]] = {}
+
+    def sentence_tokens(self, s: int) -> frozenset[str]:
+        """Content tokens of sentence `s`, computed once per loaded index version."""
+        toks = self._tokens.get(s)
+        if toks is None:
+            toks = self._tokens[s] = frozenset(tokenize(self.side.sent_text[s]))
+        return toks
+
+    def context_tokens(self, s: int) -> frozenset[str]:
+        """Tokens of sentence `s` and of the sentence before it in the same document."""
+        side = self.side
+        toks = self.sentence_tokens(s)
+        if s > 0 and side.sent_doc[s - 1] == side.sent_doc[s]:
+            return toks | self.sentence_tokens(s - 1)
+        return toks
 
     def coverage(
         self, q_tokens: list[str], tokens: set[str], context: tuple[str, ...] = ()
@@ -116,11 +132,11 @@ class HybridRetriever:
         dense = side.sent_vecs[idx] @ q_vec
         out = []
         for (s, rank), d in zip(sents, dense, strict=True):
-            toks = set(tokenize(side.sent_text[s]))
+            toks = self.sentence_tokens(s)
             lex = self.coverage(q_tokens, toks, context)
             # The sentence before often names who "he" or "it" is: give its words half weight.
             if s > 0 and side.sent_doc[s - 1] == side.sent_doc[s]:
-                prev = set(tokenize(side.sent_text[s - 1])) - toks
+                prev = self.sentence_tokens(s - 1) - toks
                 lex = min(1.0, lex + 0.5 * self.coverage(q_tokens, prev, context))
             score = 0.6 * float(d) + 0.4 * lex
             doc = side.docs[side.sent_doc[s]]

@@ -152,10 +152,8 @@ class ChromaStore:
         """Nearest chunk ids with cosine similarity, best first."""
         col = self.collection()
         try:
-            n = min(k, col.count())
-            if n == 0:
-                return []
-            res = col.query(query_embeddings=[vector], n_results=n, include=["distances"])
+            # No count() first: Chroma returns fewer results when it holds fewer than k.
+            res = col.query(query_embeddings=[vector], n_results=k, include=["distances"])
         except Exception as exc:
             raise self.failure("querying", exc) from None
         return [

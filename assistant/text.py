@@ -326,7 +326,8 @@ def _is_boundary(text: str, punct_start: int, punct: str, gap: int, rest: str) -
         return False
     if not (nxt.isupper() or nxt.isdigit() or nxt in _OPENING):
         return gap > 0 and not nxt.isalnum()
-    token = _PREV_TOKEN.search(text, 0, punct_start).group().split("-")[-1]
+    # The token before the mark; a bounded look-back keeps this linear in the paragraph length.
+    token = _PREV_TOKEN.search(text, max(0, punct_start - 64), punct_start).group().split("-")[-1]
     bare = token.strip(".’'").lower()
     only_period = punct.rstrip("\"”’'»)]") == "."
     if gap == 0:
