@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 MANIFEST = "manifest.json"
+EMBED_BATCH_SENTENCES = 512  # sentences gathered across documents for one embedding call
 LOCK = ".ingest.lock"
 PENDING = ".pending-collection"  # the fresh collection a first build or rebuild is writing
 DEFAULT_COLLECTION = "assistant-chunks"  # indexes written before the manifest named it
@@ -473,16 +474,31 @@ def _ingest(
         from .llama_adapter import embed_texts
 
         bar = _Progress(len(todo), "Embedding", progress)
+        batch: list[tuple[Document, DocEntry]] = []
+
+        def embed_batch() -> None:
+            # One model call over the sentences of several documents: sorting them by length
+            # across documents pads less than one call per document.
+            texts = [s[2] for _, e in batch for s in e.sentences]
+            vecs = np.zeros((0, 384), dtype=np.float32)
+            if texts:
+                vecs = np.asarray(embed_texts(encoder, texts), dtype=np.float32)
+            pos = 0
+            for doc, entry in batch:
+                sent_vecs = vecs[pos : pos + len(entry.sentences)]
+                pos += len(entry.sentences)
+                entries[doc.source], vectors[doc.source] = entry, sent_vecs
+                pending.extend(_records(doc, entry, sent_vecs))
+                flush()
+                bar.update()
+            batch.clear()
+
         for doc in todo:
-            entry = _parse(doc, settings)
-            texts = [s[2] for s in entry.sentences]
-            sent_vecs = np.asarray(embed_texts(encoder, texts), dtype=np.float32).reshape(
-                len(texts), -1
-            )
-            entries[doc.source], vectors[doc.source] = entry, sent_vecs
-            pending.extend(_records(doc, entry, sent_vecs))
-            flush()
-            bar.update()
+            batch.append((doc, _parse(doc, settings)))
+            if sum(len(e.sentences) for _, e in batch) >= EMBED_BATCH_SENTENCES:
+                embed_batch()
+        if batch:
+            embed_batch()
     flush(force=True)
 
     order = sorted(entries)

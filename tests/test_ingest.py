@@ -108,3 +108,16 @@ def test_symlink_outside_seeds_is_not_followed(tmp_path: Path) -> None:
         "link.txt"
         not in json.loads((tmp_path / "index" / "manifest.json").read_text())["documents"]
     )
+
+
+def test_documents_without_sentences_and_many_small_ones_ingest_in_shared_batches(
+        tmp_path: Path) -> None:
+    a, seeds = make(tmp_path)
+    (seeds / "heading-only.md").write_text("# Just A Title\n", encoding="utf-8")
+    for i in range(40):
+        (seeds / f"n{i:02d}.txt").write_text(f"Note {i}: the pump {i} was serviced on day {i}.\n",
+                                             encoding="utf-8")
+    s = a.ingest()
+    assert s.added == 43
+    ans = a.ask("When was pump 17 serviced?")
+    assert ans.citations and ans.citations[0].source == "n17.txt"
