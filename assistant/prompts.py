@@ -13,7 +13,18 @@ from typing import Any
 
 from .errors import ConfigError
 
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+def _prompts_dir() -> Path:
+    """`prompts/` of the source tree (editable install), else the copy a wheel installs under
+    `<prefix>/share/assistant/prompts` (pyproject's data-files)."""
+    here = Path(__file__).resolve().parent.parent / "prompts"
+    if here.is_dir():
+        return here
+    import sys
+
+    return Path(sys.prefix) / "share" / "assistant" / "prompts"
+
+
+PROMPTS_DIR = _prompts_dir()
 ROLES = ("system", "user")
 
 _SECTION = re.compile(r"^## (system|user)[ \t]*$", re.M)
