@@ -13,6 +13,7 @@ from typing import Any
 
 from .errors import ConfigError
 
+
 def _prompts_dir() -> Path:
     """`prompts/` of the source tree (editable install), else the copy a wheel installs under
     `<prefix>/share/assistant/prompts` (pyproject's data-files)."""
