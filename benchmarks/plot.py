@@ -1,6 +1,10 @@
 """Plot query latency and ingest time against corpus size from a benchmark JSON file.
 
-    python -m benchmarks.plot [benchmarks/results/latest.json] [--out docs/performance.png]
+    python -m benchmarks.plot [RESULTS.json ...] [--out docs/performance.png]
+
+Several result files may be given (for instance a run at 100 and 1,000 documents and a separate
+`--stand-in-sizes 10000` run): their corpus rows are drawn together, the first file gives the
+rest. Default: benchmarks/results/latest.json.
 """
 
 from __future__ import annotations
@@ -22,7 +26,19 @@ def plot(results: dict[str, Any], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (lat, ing) = plt.subplots(1, 2, figsize=(11, 4.2))
-    measured = [r for r in results.get("scale", []) if r.get("p50_ms") is not None]
+    measured = [r for r in results.get("scale", []) if r.get("p50_ms") is not None
+                and not r.get("stand_in")]
+    stand_in = sorted((r for r in results.get("scale", []) if r.get("stand_in")
+                       and r.get("p50_ms") is not None), key=lambda r: r["docs"])
+    if stand_in:
+        color, marker = STYLE["embedded"]
+        xs = [r["docs"] for r in stand_in]
+        lat.plot(xs, [r["p50_ms"] for r in stand_in], marker="D", color=color,
+                 linestyle="none", markerfacecolor="none", markersize=8,
+                 label="ours, embedded, p50 (stand-in vectors)")
+        lat.plot(xs, [r["p95_ms"] for r in stand_in], marker="D", color=color, alpha=0.6,
+                 linestyle="none", markerfacecolor="none", markersize=6,
+                 label="ours, embedded, p95 (stand-in vectors)")
     for backend in ("embedded", "server"):
         rows = sorted((r for r in measured if r["backend"] == backend), key=lambda r: r["docs"])
         if not rows:
@@ -65,8 +81,12 @@ def plot(results: dict[str, Any], out: Path) -> None:
         ax.set_xlabel("documents in the corpus (about 4,600 characters each)")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+    ing.legend(fontsize=7)
     ing.set_yscale("log")
+    lat.set_yscale("log")
+    low, high = lat.get_ylim()
+    lat.set_ylim(low, high * 4)  # room for the legend above the data
+    lat.legend(fontsize=6.5, ncol=2, loc="upper left")
     meta = results.get("meta", {})
     fig.suptitle(f"assistant benchmarks, {meta.get('started', '')[:10]}, "
                  f"{meta.get('cpus')} CPUs (load average {meta.get('loadavg_start')})",
@@ -78,11 +98,15 @@ def plot(results: dict[str, Any], out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("results", type=Path, nargs="?",
-                   default=ROOT / "benchmarks" / "results" / "latest.json")
+    p.add_argument("results", type=Path, nargs="*")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.png")
     args = p.parse_args(argv)
-    plot(json.loads(args.results.read_text(encoding="utf-8")), args.out)
+    paths = args.results or [ROOT / "benchmarks" / "results" / "latest.json"]
+    loaded = [json.loads(path.read_text(encoding="utf-8")) for path in paths]
+    results = dict(loaded[0])
+    results["scale"] = [row for r in loaded for row in r.get("scale", [])]
+    results["starter_scale"] = [row for r in loaded for row in r.get("starter_scale", [])]
+    plot(results, args.out)
     print(f"wrote {args.out}")
     return 0
 

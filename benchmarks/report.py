@@ -27,8 +27,9 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def _scale(results: dict[str, Any], docs: int, backend: str = "embedded") -> dict[str, Any]:
-    return next((r for r in results.get("scale", [])
-                 if r["docs"] == docs and r["backend"] == backend), {})
+    """The row measured with the real model (or the skipped one) for this size and backend."""
+    return next((r for r in results.get("scale", []) if r["docs"] == docs
+                 and r["backend"] == backend and not r.get("stand_in")), {})
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -55,9 +56,15 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     big = _scale(results, 10_000)
     p50 = big.get("p50_ms")
     measured_rows = [r for r in results.get("scale", []) if r.get("p50_ms") is not None
-                     and r["backend"] == "embedded"]
+                     and r["backend"] == "embedded" and not r.get("stand_in")]
     largest = max(measured_rows, key=lambda r: r["docs"]) if measured_rows else {}
-    if p50 is not None:
+    stand_in = next((r for r in results.get("scale", []) if r["docs"] == 10_000
+                     and r.get("stand_in") and r.get("p50_ms") is not None), None)
+    if p50 is None and stand_in is not None:
+        p50 = stand_in["p50_ms"]
+        text = (f"{_fmt(p50, ' ms', 1)} (index built with stand-in vectors, queried with MiniLM;"
+                f" {big.get('skipped', 'real ingest not run')})")
+    elif p50 is not None:
         text = _fmt(p50, " ms", 1)
     elif largest:
         text = (f"not measured ({big.get('skipped', 'size not run')}); "
@@ -70,8 +77,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     r = ivr.get("ratio")
     out.append({"what": "ingest throughput vs raw model throughput",
                 "target": f"≥ {INGEST_RATIO}×",
-                "measured": (f"{r}× ({_fmt(ivr.get('ingest_chars_per_s'), '', 0)} vs "
-                             f"{_fmt(ivr['raw']['chars_per_s'], '', 0)} chars/s, "
+                "measured": (f"{r}× ({_fmt(ivr.get('ingest_sentences_per_s'), '', 1)} vs "
+                             f"{_fmt(ivr['raw']['sentences_per_s'], '', 1)} sentences/s, "
                              f"{ivr['docs']:,} docs)" if r is not None else "not measured"),
                 "met": None if r is None else r >= INGEST_RATIO})
     return out
@@ -153,7 +160,16 @@ def render_markdown(results: dict[str, Any]) -> str:
                            ivr["ingest_sentences_per_s"], _fmt(ivr["ingest_chars_per_s"], "", 0)],
                           ["raw `MiniLMEncoder.encode` (one call, batch 32)", raw["seconds"],
                            "–", "–", raw["sentences_per_s"], _fmt(raw["chars_per_s"], "", 0)],
-                          ["ratio ingest / raw", "", "", "", "", f"**{ivr['ratio']}×**"]]))
+                          ["ratio ingest / raw (same sentences)", "", "", "",
+                           f"**{ivr['ratio']}×**", ""]])
+                     + "\n\nchars/s counts the documents' characters for the ingest and the "
+                       "embedded sentences' for the raw model; the ratio compares the same "
+                       f"{raw['sentences']:,} sentences. The raw rate pools a run just before "
+                       f"({raw['before']['sentences_per_s']} sentences/s) and one just after "
+                       f"({raw['after']['sentences_per_s']} sentences/s) the ingest, each in "
+                       "its own process. The ingest runs in a new process too, so its figure "
+                       "includes imports and the model load (a few seconds); larger corpora "
+                       "show the steady state.")
 
     rows = []
     for r in results.get("scale", []):
@@ -161,11 +177,16 @@ def render_markdown(results: dict[str, Any]) -> str:
             rows.append([f"{r['docs']:,}", r["backend"], r.get("skipped") or r.get("error")]
                         + [""] * 11)
             continue
-        rows.append([f"{r['docs']:,}", r["backend"], _fmt(r["ingest_s"], " s", 1),
-                     r["chunks"], _fmt(r["chars_per_s"], "", 0), _fmt(r.get("vs_raw"), "×", 2),
+        si = bool(r.get("stand_in"))
+        rows.append([f"{r['docs']:,}", r["backend"] + (" (stand-in vectors)" if si else ""),
+                     f"({r['ingest_s']:,.1f} s)" if si else _fmt(r["ingest_s"], " s", 1),
+                     r["chunks"], "–" if si else _fmt(r["chars_per_s"], "", 0),
+                     "–" if si else _fmt(r.get("vs_raw"), "×", 2),
                      _fmt(r["first_ask_ms"], " ms", 0), _fmt(r["p50_ms"], " ms", 1),
-                     _fmt(r["p95_ms"], " ms", 1), f"{r['accuracy']:.0%}",
-                     f"{r['source_hit']:.0%}", _fmt(r.get("cited_chars_median"), "", 0),
+                     _fmt(r["p95_ms"], " ms", 1),
+                     f"({r['accuracy']:.0%})" if si else f"{r['accuracy']:.0%}",
+                     f"({r['source_hit']:.0%})" if si else f"{r['source_hit']:.0%}",
+                     _fmt(r.get("cited_chars_median"), "", 0),
                      _fmt(r.get("cold_wall_s"), " s"), _fmt(r.get("cold_rss_mib"), " MiB", 0)])
     for r in results.get("starter_scale", []):
         if "error" in r:
@@ -179,12 +200,17 @@ def render_markdown(results: dict[str, Any]) -> str:
                      _fmt(r["peak_rss_mib"], " MiB", 0)])
     if rows:
         parts.append("### Synthetic corpora (news-length documents with unique facts)\n\n"
-                     + _table(["docs", "Chroma", "ingest", "chunks", "ingest chars/s", "vs raw",
+                     + _table(["docs", "Chroma", "ingest", "chunks", "ingest chars/s",
+                               "vs raw (sentences/s)",
                                "first ask", "warm p50", "warm p95", "answer correct",
                                "cites right doc", "cited chars", "cold ask", "cold peak RSS"],
                                rows)
                      + "\n\n*answer correct*: the answer text contains the expected fact; "
                        "for the starter, the retrieved nodes do (it returns whole chunks "
                        "of up to 1,024 tokens, so this is generous to it). *first ask*: "
-                       "the first `ask` after ingest, which loads the index.")
+                       "the first `ask` of a new process after the ingest has exited, which "
+                       "loads everything (imports, Chroma, model, sidecar). *stand-in "
+                       "vectors*: built with hashed bag-of-words vectors instead of MiniLM "
+                       "(benchmarks/worker.py) and queried with MiniLM, so latency and memory "
+                       "are representative; figures in parentheses are not.")
     return "\n\n".join(parts) + "\n"

@@ -1,24 +1,29 @@
-"""The benchmark suite: one run, one table, one JSON file.
+"""The benchmark suite: one run, one table, one JSON file (docs/performance.md).
 
     python -m benchmarks.run                 # seed + corpora of 100, 1,000 and 10,000 documents
     python -m benchmarks.run --quick         # 100 documents only, fewer runs (a few minutes)
     python -m benchmarks.run --sizes 100,1000 --json-out benchmarks/results/latest.json
+    python -m benchmarks.run --sections scale --sizes "" --stand-in-sizes 10000 --no-starter
 
 What it measures, all in the same run so that ratios compare like with like:
-  * cold `assistant ask` (a new process, prebuilt index): wall time and peak RSS, median of runs;
-  * the LlamaIndex starter (benchmarks/starter.py) on the same seed and question, the same way;
+  * cold `assistant ask` (a new process, index prebuilt by `assistant ingest`): wall time, CPU
+    time and peak RSS, median of rounds;
+  * the LlamaIndex starter (benchmarks/starter.py) on the same seed and question, in the same
+    rounds (index prebuilt, and index built in the same process);
   * warm `Assistant.ask` p50/p95 on the seed index, and the per-stage timings it reports;
   * ingest throughput next to the raw throughput of the embedding model on the same sentences;
   * ingest time, query latency and answer accuracy on synthetic corpora (benchmarks/corpus.py),
-    with embedded Chroma and with a `chroma run` server on 127.0.0.1 (started and stopped here).
-A corpus size whose ingest is estimated (from the sizes before it) to take longer than
---max-ingest-minutes is skipped and reported as such. Answers are offline (extractive mode).
+    with embedded Chroma and with a `chroma run` server on 127.0.0.1 (started and stopped here),
+    each in a worker process (benchmarks/worker.py), then cold asks on the result.
+Corpora up to --always-run documents always run; a larger one whose ingest is estimated (from
+the sizes before it) to take longer than --max-ingest-minutes is skipped and reported as such.
+--stand-in-sizes measures the query path at sizes whose real ingest is out of reach (see
+benchmarks/worker.py). Answers are offline (extractive mode); nothing leaves the machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import platform
@@ -36,6 +41,7 @@ from . import corpus
 from .chroma_server import chroma_server
 from .measure import ProcessRun, loadavg, median, percentile, run_process
 from .report import render_markdown, targets
+from .worker import combine_raw
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_QUESTION = "Who is China's defense minister?"
@@ -64,13 +70,6 @@ def child_env() -> dict[str, str]:
 def assistant_cmd() -> list[str]:
     script = Path(sys.executable).with_name("assistant")
     return [str(script)] if script.exists() else [sys.executable, "-m", "assistant.cli"]
-
-
-def new_assistant(seeds: Path, index: Path, store_factory: Any = None) -> Any:
-    from assistant import Assistant
-
-    return Assistant(seeds_dir=seeds, index_dir=index, mode="extractive",
-                     store_factory=store_factory)
 
 
 # -- cold start ------------------------------------------------------------------------------------
@@ -229,92 +228,47 @@ def warm_asks(assistant: Any, questions: list[str], n: int, warmup: int = 3) -> 
 
 
 # -- corpora ---------------------------------------------------------------------------------------
-def corpus_stats(docs_dir: Path) -> dict[str, Any]:
-    from assistant.text import parse_document
-
-    texts = [p.read_text(encoding="utf-8") for p in sorted(docs_dir.glob("*.txt"))]
-    sentences = [s.text for t in texts for s in parse_document(t).sentences]
-    return {"docs": len(texts), "chars": sum(len(t) for t in texts), "sentences": sentences}
+def index_dir(work: Path, n: int, backend: str, stand_in: bool = False) -> Path:
+    return work / f"index-{n}-{backend}{'-stand-in' if stand_in else ''}"
 
 
-def raw_model_throughput(sentences: list[str]) -> dict[str, Any]:
-    """MiniLMEncoder.encode on exactly the sentences an ingest embeds: the practical ceiling."""
-    from assistant.embedding import MiniLMEncoder
-
-    t0 = time.perf_counter()
-    encoder = MiniLMEncoder()
-    load_s = time.perf_counter() - t0
-    encoder.encode(sentences[:32])
-    t0 = time.perf_counter()
-    encoder.encode(sentences)
-    seconds = time.perf_counter() - t0
-    chars = sum(len(s) for s in sentences)
-    return {"seconds": round(seconds, 3), "sentences_per_s": round(len(sentences) / seconds, 1),
-            "chars_per_s": round(chars / seconds, 1), "encoder_load_s": round(load_s, 3)}
-
-
-def combine_raw(sentences: list[str], before: dict[str, Any], after: dict[str, Any]
-                ) -> dict[str, Any]:
-    """Raw throughput measured just before and just after the ingest, pooled."""
-    seconds = before["seconds"] + after["seconds"]
-    chars = sum(len(s) for s in sentences)
-    return {"sentences": len(sentences), "chars": chars, "seconds": round(seconds / 2, 3),
-            "sentences_per_s": round(2 * len(sentences) / seconds, 1),
-            "chars_per_s": round(2 * chars / seconds, 1), "before": before, "after": after}
-
-
-def probe_asks(assistant: Any, probes: list[corpus.Probe]) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    assistant.ask(probes[0].question)  # loads the engine (sidecar, BM25, Chroma)
-    first_ms = (time.perf_counter() - t0) * 1000
-    for p in probes[1:4]:
-        assistant.ask(p.question)
-    wall, correct, source_hit, abstained, cited = [], 0, 0, 0, []
-    for p in probes:
-        t0 = time.perf_counter()
-        answer = assistant.ask(p.question)
-        wall.append((time.perf_counter() - t0) * 1000)
-        correct += (not answer.abstained) and p.answer.lower() in answer.text.lower()
-        source_hit += any(c.source == p.source for c in answer.citations)
-        abstained += answer.abstained
-        cited.append(sum(c.end - c.start for c in answer.citations))
-    n = len(probes)
-    return {"first_ask_ms": round(first_ms, 1), "probes": n,
-            "p50_ms": round(percentile(wall, 50), 2), "p95_ms": round(percentile(wall, 95), 2),
-            "accuracy": round(correct / n, 3), "source_hit": round(source_hit / n, 3),
-            "abstained": round(abstained / n, 3), "cited_chars_median": median(cited)}
-
-
-def scale_row(n: int, backend: str, docs_dir: Path, index: Path, probes: list[corpus.Probe],
-              stats: dict[str, Any], work: Path) -> dict[str, Any]:
+def scale_row(args: argparse.Namespace, n: int, backend: str, docs_dir: Path, work: Path,
+              raw: bool, stand_in: bool = False) -> dict[str, Any]:
+    """Ingest and probe one corpus in a worker process (benchmarks/worker.py)."""
+    index = index_dir(work, n, backend, stand_in)
     shutil.rmtree(index, ignore_errors=True)
-    row: dict[str, Any] = {"docs": n, "backend": backend, "chars": stats["chars"]}
+    out = work / f"worker-{n}-{backend}.json"
+    common = ["--corpus", str(docs_dir), "--docs", str(n), "--index", str(index), "--out",
+              str(out)]
+    row: dict[str, Any] = {"docs": n, "backend": backend}
+    if stand_in:
+        row["stand_in"] = True
 
-    def measure(store_factory: Any) -> None:
-        assistant = new_assistant(docs_dir, index, store_factory)
-        t0 = time.perf_counter()
-        summary = assistant.ingest(rebuild=True)
-        seconds = time.perf_counter() - t0
-        row.update({"ingest_s": round(seconds, 2), "chunks": summary.chunks,
-                    "sentences": len(stats["sentences"]),
-                    "docs_per_s": round(n / seconds, 2),
-                    "chunks_per_s": round(summary.chunks / seconds, 1),
-                    "chars_per_s": round(stats["chars"] / seconds, 1)})
-        log(f"  ingested {n} docs ({summary.chunks} chunks) in {seconds:.1f} s [{backend}]")
-        row.update(probe_asks(assistant, probes))
+    def worker(phase: list[str]) -> dict[str, Any]:
+        r = run_process([sys.executable, "-m", "benchmarks.worker", *phase],
+                        env=child_env(), cwd=str(ROOT), timeout=6 * 3600)
+        if r.returncode != 0:
+            raise RuntimeError(f"worker {phase[0]} failed ({r.returncode}): {r.stderr[-2000:]}")
+        result = json.loads(out.read_text())
+        result[f"{phase[0]}_peak_rss_mib"] = round(r.max_rss_mib, 1)
+        return result
+
+    def work_once(extra: list[str]) -> None:
+        raw_before = worker(["raw", *common]) if raw else None
+        row.update(worker(["ingest", *common, *extra] + (["--stand-in"] if stand_in else [])))
+        if raw_before is not None:
+            row["raw"] = combine_raw(raw_before, worker(["raw", *common]))
+        row.update(worker(["query", *common, *extra, "--probes", str(args.probes)]))
 
     if backend == "server":
-        from assistant.store import ChromaStore
-
         server_dir = work / f"chroma-server-{n}"
         shutil.rmtree(server_dir, ignore_errors=True)
         with chroma_server(server_dir, work / f"chroma-server-{n}.log") as server:
             row["server_startup_s"] = round(server.startup_s, 2)
-            measure(lambda: ChromaStore(index / "chroma", url=server.url))
+            work_once(["--url", server.url])
             row["server_peak_rss_mib"] = server.peak_rss_mib()
     else:
-        measure(None)
-    gc.collect()
+        work_once([])
     return row
 
 
@@ -325,7 +279,7 @@ def run_scale(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> 
         docs_dir: Path | None = None
         for backend in args.backends:
             rate = rates.get(backend) or rates.get("embedded")
-            if rate and n / rate > budget_s:
+            if n > args.always_run and rate and n / rate > budget_s:
                 reason = (f"skipped: ingest estimated at {n / rate / 60:.0f} min "
                           f"({rate:.2f} docs/s measured), over the {args.max_ingest_minutes:g}"
                           f" min budget (--max-ingest-minutes)")
@@ -336,46 +290,65 @@ def run_scale(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> 
             if docs_dir is None:
                 log(f"{n} docs: writing the corpus")
                 docs_dir = corpus.write_corpus(work / f"corpus-{n}", n)
-                probes = corpus.sample_probes(n, args.probes)
-                stats = corpus_stats(docs_dir)
-            log(f"{n} docs [{backend}]: ingest and {len(probes)} probes")
             reference = backend == "embedded" and "ingest_vs_raw" not in results
-            if reference:
-                log(f"  raw model throughput on the same {len(stats['sentences'])} sentences")
-                raw_before = raw_model_throughput(stats["sentences"])
+            log(f"{n} docs [{backend}]: ingest and {args.probes} probes"
+                + (", raw model throughput before and after" if reference else ""))
             try:
-                row = scale_row(n, backend, docs_dir, work / f"index-{n}-{backend}", probes,
-                                stats, work)
+                row = scale_row(args, n, backend, docs_dir, work, reference)
             except Exception as exc:  # record and go on: one backend failing is a finding
                 log(f"  failed: {exc!r}")
                 results["scale"].append({"docs": n, "backend": backend,
                                          "error": f"{type(exc).__name__}: {exc}"})
                 continue
+            log(f"  ingest {row['ingest_s']:.1f} s, {row['chunks']} chunks; warm p50 "
+                f"{row['p50_ms']:.1f} ms; accuracy {row['accuracy']:.0%}")
             rates[backend] = row["docs_per_s"]
             if reference:
-                log("  raw model throughput again")
-                raw = combine_raw(stats["sentences"], raw_before,
-                                  raw_model_throughput(stats["sentences"]))
+                raw = row.pop("raw")
                 results["ingest_vs_raw"] = {
                     "docs": n, "ingest_s": row["ingest_s"], "chunks": row["chunks"],
                     "ingest_docs_per_s": row["docs_per_s"],
                     "ingest_chunks_per_s": row["chunks_per_s"],
                     "ingest_chars_per_s": row["chars_per_s"],
-                    "ingest_sentences_per_s": round(len(stats["sentences"]) / row["ingest_s"], 1),
-                    "raw": raw, "ratio": round(row["chars_per_s"] / raw["chars_per_s"], 3)}
+                    "ingest_sentences_per_s": row["sentences_per_s"],
+                    # same sentences, so the ratio of sentence rates is the ratio of times
+                    "raw": raw, "ratio": round(row["sentences_per_s"] / raw["sentences_per_s"],
+                                               3)}
             if "ingest_vs_raw" in results:
-                row["vs_raw"] = round(row["chars_per_s"]
-                                      / results["ingest_vs_raw"]["raw"]["chars_per_s"], 3)
+                row["vs_raw"] = round(row["sentences_per_s"]
+                                      / results["ingest_vs_raw"]["raw"]["sentences_per_s"], 3)
             if backend == "embedded":
                 log(f"  cold ask x{args.cold_runs_scale} on {n} docs")
-                cmd = ours_cmd(docs_dir, work / f"index-{n}-{backend}", probes[0].question)
+                probe = corpus.sample_probes(n, 1)[0]
+                cmd = ours_cmd(docs_dir, index_dir(work, n, backend), probe.question)
                 cold = summarize_ours(cold_compare([Contender("ours", cmd)],
-                                                   args.cold_runs_scale)["ours"], probes[0].answer)
+                                                   args.cold_runs_scale)["ours"], probe.answer)
                 row["cold_wall_s"] = cold["wall_s_median"]
                 row["cold_rss_mib"] = cold["rss_mib_median"]
                 row["cold_load_ms"] = cold["timings_ms_median"].get("load")
             results["scale"].append(row)
         write_json(args.json_out, results)  # partial results survive an interrupted run
+    for n in args.stand_in_sizes:
+        log(f"{n} docs [embedded, stand-in vectors]: writing the corpus")
+        docs_dir = corpus.write_corpus(work / f"corpus-{n}", n)
+        log(f"{n} docs [embedded, stand-in vectors]: ingest with HashingEncoder, "
+            f"{args.probes} probes with MiniLM")
+        try:
+            row = scale_row(args, n, "embedded", docs_dir, work, False, stand_in=True)
+        except Exception as exc:
+            log(f"  failed: {exc!r}")
+            results["scale"].append({"docs": n, "backend": "embedded", "stand_in": True,
+                                     "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        log(f"  ingest {row['ingest_s']:.1f} s (stand-in); warm p50 {row['p50_ms']:.1f} ms")
+        probe = corpus.sample_probes(n, 1)[0]
+        cmd = ours_cmd(docs_dir, index_dir(work, n, "embedded", True), probe.question)
+        cold = summarize_ours(cold_compare([Contender("ours", cmd)],
+                                           args.cold_runs_scale)["ours"], probe.answer)
+        row.update({"cold_wall_s": cold["wall_s_median"], "cold_rss_mib": cold["rss_mib_median"],
+                    "cold_load_ms": cold["timings_ms_median"].get("load")})
+        results["scale"].append(row)
+        write_json(args.json_out, results)
 
 
 def run_starter_scale(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> None:
@@ -449,9 +422,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warm", type=int, help="warm asks on the seed index (default 200)")
     p.add_argument("--probes", type=int, help="probe questions per corpus (default 100)")
     p.add_argument("--max-ingest-minutes", type=float, default=20.0,
-                   help="skip a corpus whose ingest is estimated to take longer (default 20)")
+                   help="skip a corpus larger than --always-run whose ingest is estimated "
+                        "(from the sizes before it) to take longer (default 20)")
+    p.add_argument("--always-run", type=int, default=1000,
+                   help="corpora up to this size are never skipped (default 1000)")
     p.add_argument("--starter-sizes", help="corpus sizes for the starter too (default 100; "
                    "none with --quick)")
+    p.add_argument("--stand-in-sizes",
+                   help="corpus sizes to index with a stand-in encoder (hashed words, fast) "
+                        "and query with MiniLM: query latency and memory at sizes whose real "
+                        "ingest is out of reach; ingest time and accuracy are not comparable")
+    p.add_argument("--sections", default="seed,scale,starter",
+                   help="what to run: seed (cold, starter, warm), scale, starter (default all)")
     p.add_argument("--note", help="recorded with the results, e.g. the commit measured")
     p.add_argument("--no-starter", action="store_true",
                    help="skip the LlamaIndex starter (when the bench extra is not installed)")
@@ -465,6 +447,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.sizes = sizes(args.sizes, "100" if quick else "100,1000,10000")
     args.starter_sizes = [] if args.no_starter else sizes(args.starter_sizes,
                                                           "" if quick else "100")
+    args.stand_in_sizes = sizes(args.stand_in_sizes, "")
+    args.sections = {x.strip() for x in args.sections.split(",") if x.strip()}
+    if "scale" not in args.sections:
+        args.sizes, args.stand_in_sizes = [], []
+    if "starter" not in args.sections:
+        args.starter_sizes = []
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if set(args.backends) - {"embedded", "server"}:
         p.error("--backends takes embedded and/or server")
@@ -490,25 +478,34 @@ def main(argv: list[str] | None = None) -> int:
         "scale": [], "starter_scale": [],
     }
     t_run = time.perf_counter()
+    from assistant import Assistant
+
     try:
-        seed_index = work / "seed-index"
-        shutil.rmtree(seed_index, ignore_errors=True)
-        log("seed: ingest")
-        summary = new_assistant(seeds, seed_index).ingest(rebuild=True)
-        results["seed"] = {"docs": summary.added, "chunks": summary.chunks,
-                           "ingest_s": round(summary.seconds, 2)}
+        if "seed" in args.sections:
+            seed_index = work / "seed-index"
+            shutil.rmtree(seed_index, ignore_errors=True)
+            log("seed: assistant ingest")  # in its own process: see benchmarks/worker.py
+            r = run_process([*assistant_cmd(), "ingest", "--seeds", str(seeds), "--index",
+                             str(seed_index), "--json"], env=child_env(), cwd=str(ROOT))
+            if r.returncode != 0:
+                raise RuntimeError(f"assistant ingest failed ({r.returncode}): {r.stderr[-2000:]}")
+            summary = json.loads(r.stdout)
+            results["seed"] = {"docs": summary["added"], "chunks": summary["chunks"],
+                               "ingest_s": round(summary["seconds"], 2),
+                               "process_wall_s": round(r.wall_s, 2),
+                               "process_peak_rss_mib": round(r.max_rss_mib, 1)}
 
-        log(f"seed: cold asks, {args.cold_runs} rounds of assistant ask"
-            + ("" if args.no_starter else " and the LlamaIndex starter (prebuilt, build)"))
-        results["cold"] = cold_seed(args, seeds, seed_index, work)
-        log("seed: -X importtime of a cold ask")
-        results["cold_imports"] = import_profile(seeds, seed_index, SEED_QUESTION)
+            log(f"seed: cold asks, {args.cold_runs} rounds of assistant ask"
+                + ("" if args.no_starter else " and the LlamaIndex starter (prebuilt, build)"))
+            results["cold"] = cold_seed(args, seeds, seed_index, work)
+            log("seed: -X importtime of a cold ask")
+            results["cold_imports"] = import_profile(seeds, seed_index, SEED_QUESTION)
 
-        log(f"seed: {args.warm} warm asks")
-        assistant = new_assistant(seeds, seed_index)
-        results["warm_seed"] = warm_asks(assistant, seed_questions(), args.warm)
-        del assistant
-        write_json(args.json_out, results)
+            log(f"seed: {args.warm} warm asks")
+            assistant = Assistant(seeds_dir=seeds, index_dir=seed_index, mode="extractive")
+            results["warm_seed"] = warm_asks(assistant, seed_questions(), args.warm)
+            del assistant
+            write_json(args.json_out, results)
 
         run_scale(args, work, results)
         run_starter_scale(args, work, results)
