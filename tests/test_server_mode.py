@@ -21,8 +21,8 @@ import pytest
 
 from assistant import Assistant, BackendError, ConfigError
 from assistant.cli import main
+from benchmarks.chroma_server import ChromaServer
 from tests import towns
-from tests.chroma_server import ChromaServer
 from tests.conftest import ROOT
 
 
