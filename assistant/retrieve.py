@@ -57,6 +57,8 @@ class HybridRetriever:
         self.top_k, self.candidate_k, self.rrf_k = top_k, candidate_k, rrf_k
         self._chunk_pos = {cid: i for i, cid in enumerate(sidecar.chunk_ids)}
         self._tokens: dict[int, frozenset[str]] = {}
+        # (question key, (weights, total)), replaced in one assignment: safe across threads.
+        self._last_weights: tuple[Any, tuple[dict[str, float], float]] = (None, ({}, 1.0))
 
     def sentence_tokens(self, s: int) -> frozenset[str]:
         """Content tokens of sentence `s`, computed once per loaded index version."""
@@ -82,13 +84,23 @@ class HybridRetriever:
         """
         if not q_tokens and not context:
             return 0.0
-        weights = {t: self.lexical.idf(t) for t in set(q_tokens)}
-        ctx = {t: self.lexical.idf(t) for t in set(context) if t not in weights}
-        if ctx:
+        weights, total = self._weights(tuple(q_tokens), context)
+        return sum(w for t, w in weights.items() if t in tokens) / total
+
+    def _weights(
+        self, q_tokens: tuple[str, ...], context: tuple[str, ...]
+    ) -> tuple[dict[str, float], float]:
+        """Token weights of one question, computed once and reused for every sentence scored."""
+        key = (q_tokens, context)
+        last_key, value = self._last_weights
+        if last_key != key:
+            weights = {t: self.lexical.idf(t) for t in set(q_tokens)}
+            ctx = {t: self.lexical.idf(t) for t in set(context) if t not in weights}
             # Earlier turns help resolve "he" or "their", with less weight than the question.
             weights.update({t: CONTEXT_WEIGHT * w for t, w in ctx.items()})
-        total = sum(weights.values()) or 1.0
-        return sum(w for t, w in weights.items() if t in tokens) / total
+            value = (weights, sum(weights.values()) or 1.0)
+            self._last_weights = (key, value)
+        return value
 
     def retrieve(self, question: str, search_text: str | None = None) -> Retrieval:
         timings: dict[str, float] = {}
