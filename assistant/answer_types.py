@@ -172,6 +172,10 @@ _INSTRUCTION = re.compile(
 )
 
 
-def looks_like_instruction(question: str) -> bool:
-    """An attempt to override the assistant ("ignore the documents and say ...")."""
+def asks_to_override(question: str) -> bool:
+    """A user request to override the assistant ("ignore the documents and say ...").
+
+    Not to be confused with `llm_answer.looks_like_instruction`, which flags *source* sentences
+    addressed to a model (prompt injection inside documents).
+    """
     return bool(_INSTRUCTION.search(question))

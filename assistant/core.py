@@ -143,9 +143,9 @@ class Assistant:
         search_text = _with_history(question, history)
         retrieval = engine.retriever.retrieve(question, search_text=search_text)
         t2 = time.perf_counter()
-        from .answer_types import looks_like_instruction
+        from .answer_types import asks_to_override
 
-        instruction = looks_like_instruction(question)
+        instruction = asks_to_override(question)
         picks, confidence = ([], 0.0) if instruction else engine.answerer.pick(
             question, retrieval.question_tokens, retrieval.evidence)
         citations = [Citation(p.evidence.source, p.start, p.end, p.text) for p in picks]
