@@ -11,6 +11,16 @@ from assistant import Assistant
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "seeds" / "000_fda7896eed6c390c.txt"
+# Variables that would switch a test into LLM mode or change its model settings.
+LLM_ENV = (
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "ASSISTANT_MODE",
+    "ASSISTANT_LLM_MODEL",
+    "ASSISTANT_LLM_TIMEOUT",
+    "ASSISTANT_LLM_RETRIES",
+    "ASSISTANT_LLM_TEMPERATURE",
+)
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from assistant.errors import BackendError, ConfigError
 from assistant.evaluation import run_set
 from assistant.extractive import ABSTAIN_TEXT
 from assistant.llm import FakeChatModel
+from tests.conftest import LLM_ENV
 from tests.fake_openai_server import FakeOpenAIServer
 
 FERRY = """The Millbridge Ferry
@@ -43,15 +44,6 @@ DESIGNER = "The bridge was designed by the engineer Harriet Coles."
 FERRY_START = "The Millbridge ferry began service in 1887."
 BORN = "Harriet Coles was born in Leeds in 1881."
 KEY = "sk-test-VERYSECRET-4242"
-LLM_ENV = (
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "ASSISTANT_MODE",
-    "ASSISTANT_LLM_MODEL",
-    "ASSISTANT_LLM_TIMEOUT",
-    "ASSISTANT_LLM_RETRIES",
-    "ASSISTANT_LLM_TEMPERATURE",
-)
 
 
 @pytest.fixture(scope="module")

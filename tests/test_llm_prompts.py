@@ -10,16 +10,7 @@ from assistant.errors import BackendError, ConfigError
 from assistant.llm import FakeChatModel, OpenAIChatModel, Usage
 from assistant.llm_answer import MarkerFilter, is_refusal, looks_like_instruction, strip_markers
 from assistant.prompts import prompt_names, render, variables
-
-LLM_ENV = (
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "ASSISTANT_MODE",
-    "ASSISTANT_LLM_MODEL",
-    "ASSISTANT_LLM_TIMEOUT",
-    "ASSISTANT_LLM_RETRIES",
-    "ASSISTANT_LLM_TEMPERATURE",
-)
+from tests.conftest import LLM_ENV
 
 
 @pytest.fixture(autouse=True)
