@@ -38,9 +38,10 @@ _PERSON = re.compile(
 )
 
 _PASSAGE = {
+    # an amount, not just a currency word ("the ruble fell against the dollar" states no amount)
     "money": re.compile(
-        r"[$€£¥]|\b(?:dollars?|usd|yuan|renminbi|euros?|pounds? sterling|rubles?|roubles?|"
-        r"cents?|pence)\b",
+        rf"[$€£¥]\s?\d|(?:{_NUM})\s*(?:(?:million|billion|trillion|thousand|m|bn)\s+)?"
+        r"(?:dollars?|usd|yuan|renminbi|euros?|pounds?|rubles?|roubles?|cents?|pence)\b",
         re.I,
     ),
     "percent": re.compile(rf"(?:{_NUM})\s*(?:%|percent\b|per cent\b)|\bhalf\b|\bquarter\b", re.I),
@@ -118,6 +119,11 @@ def expected_type(question: str) -> str | None:
     return None
 
 
+# Kinds whose answer is a number of that kind: a passage without one cannot answer the question,
+# however well it matches the question's words ("How many troops were sent?" / "troops were sent").
+NUMERIC_KINDS = frozenset({"count", "percent", "money", "age", "year"})
+
+
 def has_type(text: str, kind: str | None, question: str = "") -> bool:
     """Whether `text` holds an answer of `kind` that the question does not already contain."""
     if kind is None:
@@ -152,8 +158,12 @@ def _has_person(text: str, asked: set[str], full: bool) -> bool:
 _COUNT_NOT = re.compile(rf"^[\s-]*{_TIME_UNIT}\b", re.I)
 
 
+_LABEL = re.compile(r"\b(?:No|Nos|Number)\.?\s*\d+\b|\bnumber one\b", re.I)
+
+
 def _has_count(text: str) -> bool:
-    """A number that is not a year, part of a date or a duration ("30 percent" counts)."""
+    """A number that is not a year, part of a date, a duration or a label ("No. 1 ally")."""
+    text = _LABEL.sub(" ", text)
     for m in re.finditer(_NUM, text, re.I):
         token = m.group().rstrip(".,")
         if re.fullmatch(_YEAR, token) or _COUNT_NOT.match(text[m.end() : m.end() + 12]):

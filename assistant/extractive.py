@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .answer_types import expected_type, has_type
+from .answer_types import NUMERIC_KINDS, expected_type, has_type
 from .lexical import tokenize
 from .retrieve import Evidence, HybridRetriever
 
@@ -16,6 +16,9 @@ _CLAUSE_CUT = re.compile(r",\s+|;\s+|\s+—\s+|—|:\s+|\s+–\s+")
 
 NAME_PENALTY = 0.1
 TYPE_PENALTY = 0.3
+# A sentence without a number of the asked kind cannot answer "how many", "what share", "how
+# much", "how old" or "which year", so it drops well below any threshold.
+NO_NUMBER_PENALTY = 1.0
 BRIDGE_COST = 0.1  # a two-sentence (bridged) answer is a little less certain than a direct one
 BRIDGE_KINDS = {"person", "person_full", "entity", "date", "year", "time"}  # names and dates link
 BRIDGE_WINDOW = 200  # sentences either side searched for the bridged sentence
@@ -55,7 +58,7 @@ class ExtractiveAnswerer:
         """Sentence score after answer-type and novelty checks."""
         score = ev.score
         if not has_type(ev.text, kind, question):
-            score -= TYPE_PENALTY
+            score -= NO_NUMBER_PENALTY if kind in NUMERIC_KINDS else TYPE_PENALTY
         if not self.retriever.sentence_tokens(ev.sent) - set(q_tokens):
             score -= 0.25  # the sentence says nothing the question does not
         missing = self.missing_names(ev, question)

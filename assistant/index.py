@@ -119,9 +119,11 @@ def collection_of(manifest: dict[str, Any]) -> str:
 
 def expected_identity(settings: Settings) -> dict[str, Any]:
     from .embedding import DIMENSION, MODEL_ID, MODEL_SHA256
+    from .lexical import TOKENIZER_VERSION
 
     return {
         "format": FORMAT,
+        "tokenizer": TOKENIZER_VERSION,
         "embedding": {"model_id": MODEL_ID, "dimension": DIMENSION, "sha256": MODEL_SHA256},
         "chunking": settings.chunking_params(),
     }
@@ -132,9 +134,10 @@ def check_compatible(manifest: dict[str, Any], settings: Settings, index_dir: Pa
     got = {k: manifest.get(k) for k in want}
     if got != want:
         diffs = [k for k in want if got[k] != want[k]]
+        shown = got.get("embedding") if "embedding" in diffs else got.get(diffs[0])
         raise IndexIncompatibleError(
             f"The index in {index_dir} was built with other {' and '.join(diffs)} settings "
-            f"({got.get('embedding') if 'embedding' in diffs else got.get(diffs[0])}).",
+            f"({'an older version of the assistant' if shown is None else shown}).",
             "Rebuild it with: assistant ingest --rebuild",
         )
 

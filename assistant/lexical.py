@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -20,7 +21,45 @@ my myself no nor not now of off on once only or other our ours ourselves out ove
 should so some such than that the their theirs them themselves then there these they this those
 through to too under until up very was we were what when where which while who whom why will with
 would you your yours yourself yourselves s t also according said says say tell told please
+article articles document documents text texts passage passages
 """.split()  # noqa: SIM905
+)
+# The last line above: words with which a question points at the documents themselves
+# ("according to the article"); no sentence of the documents is expected to contain them.
+
+# Bump when tokenisation changes: an index keeps the tokens it was built with (index.py refuses
+# an index of another tokenizer version and asks for `assistant ingest --rebuild`).
+TOKENIZER_VERSION = 2
+
+# Common irregular verb forms, mapped to the base form (a light lemmatiser: "met" matches "meet").
+_IRREGULAR_VERBS = (
+    "meet met|speak spoke spoken|win won|take took taken|come came|become became|"
+    "begin began begun|go went gone|see saw seen|make made|give gave given|hold held|leave left|"
+    "lead led|build built|pay paid|send sent|sell sold|buy bought|bring brought|think thought|"
+    "find found|fall fell fallen|rise rose risen|grow grew grown|know knew known|"
+    "write wrote written|run ran|choose chose chosen|drive drove driven|fly flew flown|"
+    "break broke broken|stand stood|sit sat|lose lost|keep kept|feel felt|mean meant|"
+    "get got gotten|eat ate eaten|draw drew drawn|teach taught|seek sought|fight fought|"
+    "catch caught|hear heard|wear wore worn|tear tore torn|shake shook shaken|"
+    "forget forgot forgotten|hide hid hidden|strike struck|steal stole stolen|ride rode ridden|"
+    "sing sang sung|sink sank sunk|spend spent|lend lent|dig dug|hang hung|shoot shot|feed fed|"
+    "flee fled|lay laid|freeze froze frozen|swim swam swum|throw threw thrown|wake woke woken|"
+    "bite bit bitten|blow blew blown|forbid forbade forbidden|overtake overtook overtaken|"
+    "undertake undertook undertaken|withdraw withdrew withdrawn|arise arose arisen"
+)
+_IRREGULAR = {
+    form: base
+    for base, *forms in (group.split() for group in _IRREGULAR_VERBS.split("|"))
+    for form in forms
+}
+
+# The part of a question that names the kind of answer ("what is the name of", "which year",
+# "how many"): answer-type words, not content the evidence should repeat (answer_types.py checks
+# the kind of answer).
+_QUESTION_FRAME = re.compile(
+    r"\b(?:what|which)\s+(?:(?:is|was|are|were)\s+the\s+)?(?:full\s+name|name|date|day|year|"
+    r"month|kinds?|types?|sorts?)\b(?:\s+of\b)?|\bhow\s+(?:many|much)\b",
+    re.I,
 )
 
 _WORD = re.compile(r"[0-9]+(?:[.,][0-9]+)*|[^\W\d_]+(?:['’][^\W\d_]+)*", re.UNICODE)
@@ -37,24 +76,34 @@ def _bm25s():  # type: ignore[no-untyped-def]
 
 
 def _fold(text: str) -> str:
+    if text.isascii():  # nothing to decompose: the common case, and ten times faster
+        return text.lower()
     text = unicodedata.normalize("NFKD", text)
     return "".join(c for c in text if not unicodedata.combining(c)).lower()
 
 
+@functools.lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """A deliberately light stemmer: possessives and plural/verb suffixes."""
+    """A deliberately light stemmer: possessives, irregular verbs, plural and verb suffixes.
+
+    "arrive", "arrives", "arrived" and "arriving" all become "arriv"; "studied" and "studies"
+    become "study"; "met" becomes "meet".
+    """
     for suffix in ("'s", "’s"):
         if word.endswith(suffix):
             word = word[: -len(suffix)]
     word = word.replace("’", "'")
-    if len(word) > 4 and word.endswith("ies"):
+    word = _IRREGULAR.get(word, word)
+    if len(word) > 4 and word.endswith(("ies", "ied")):
         return word[:-3] + "y"
     if len(word) > 5 and word.endswith("ing"):
-        return word[:-3]
-    if len(word) > 4 and word.endswith("ed") and not word.endswith("eed"):
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
+        word = word[:-3]
+    elif len(word) > 4 and word.endswith("ed") and not word.endswith("eed"):
+        word = word[:-2]
+    elif len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    if len(word) > 4 and word.endswith("e") and not word.endswith(("ee", "ie", "ye")):
+        word = word[:-1]  # "arrive" like "arriv(ing)", "release" like "releas(ed)"
     return word
 
 
@@ -66,6 +115,11 @@ def words(text: str) -> list[str]:
 def tokenize(text: str) -> list[str]:
     """Content tokens for matching: words without stopwords, lightly stemmed."""
     return [stem(w) for w in words(text) if w not in STOPWORDS]
+
+
+def question_tokens(question: str) -> list[str]:
+    """A question's content tokens, without the words that only name the kind of answer."""
+    return tokenize(_QUESTION_FRAME.sub(" ", question))
 
 
 class _Bm25Matrix:

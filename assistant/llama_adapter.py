@@ -22,7 +22,7 @@ class MiniLMEmbedding(BaseEmbedding):
     _encoder: MiniLMEncoder = PrivateAttr()
 
     def __init__(self, encoder: MiniLMEncoder, **kwargs: Any) -> None:
-        super().__init__(model_name=encoder.model_id, embed_batch_size=64, **kwargs)
+        super().__init__(model_name=encoder.model_id, embed_batch_size=512, **kwargs)
         self._encoder = encoder
 
     @classmethod

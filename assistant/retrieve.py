@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .index import Sidecar
-from .lexical import LexicalIndex, tokenize
+from .lexical import LexicalIndex, question_tokens, tokenize
 
 CONTEXT_WEIGHT = 0.3  # weight of words from earlier conversation turns vs the question's own
 
@@ -113,8 +113,9 @@ class HybridRetriever:
         dense = [self._chunk_pos[c] for c, _ in dense_hits if c in self._chunk_pos]
         t2 = time.perf_counter()
         timings["dense"] = (t2 - t1) * 1000
-        q_tokens = tokenize(question)
-        context = tuple(t for t in tokenize(query) if t not in set(q_tokens)) if search_text else ()
+        q_tokens = question_tokens(question)
+        asked = set(q_tokens)
+        context = tuple(t for t in question_tokens(query) if t not in asked) if search_text else ()
         sparse = [i for i, _ in self.lexical.search(q_tokens + list(context), self.candidate_k)]
         t3 = time.perf_counter()
         timings["bm25"] = (t3 - t2) * 1000

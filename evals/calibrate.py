@@ -2,8 +2,9 @@
 
 Runs every eval case with abstention disabled, records the answerer's confidence (the best
 adjusted evidence score), and prints abstention recall / false refusal / correctness for a range of
-thresholds. The rule used for the default: the highest threshold whose false-refusal rate on the
-pooled answerable cases stays at or under 0.045 (the target 0.05 less a margin).
+thresholds. The rule used for the default: the highest threshold whose false-refusal rate stays
+within the 0.05 target on every set, and at or under 0.045 (the target less a margin) on the
+pooled answerable cases.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from assistant.evaluation import load_cases, normalize
 ROOT = Path(__file__).resolve().parent.parent
 # The target is 0.05; calibrate with a margin, since unseen questions will not score exactly alike.
 MAX_REFUSAL = 0.045
+MAX_REFUSAL_PER_SET = 0.05
 
 
 def main() -> int:
@@ -34,20 +36,27 @@ def main() -> int:
                 ok = case["answerable"] and any(
                     normalize(g) in normalize(ans.text) for g in case["acceptable_answers"]
                 )
-                rows.append((ans.trace["confidence"], case["answerable"], ok))
+                rows.append((ans.trace["confidence"], case["answerable"], ok, name))
     answerable = [r for r in rows if r[1]]
     unanswerable = [r for r in rows if not r[1]]
-    print("threshold  abstention_recall  false_refusal  correctness")
+    names = list(dict.fromkeys(r[3] for r in rows))
+
+    def refusal(t: float, cases: list[tuple[float, bool, bool, str]]) -> float:
+        return sum(c < t for c, *_ in cases) / max(len(cases), 1)
+
+    print("threshold  abstention_recall  false_refusal  correctness  worst_set_false_refusal")
     chosen = None
-    for i in range(20, 71, 2):
+    for i in range(20, 71):
         t = i / 100
-        recall = sum(c < t for c, _, _ in unanswerable) / max(len(unanswerable), 1)
-        refusal = sum(c < t for c, _, _ in answerable) / max(len(answerable), 1)
-        correct = sum(c >= t and ok for c, _, ok in answerable) / max(len(answerable), 1)
-        print(f"{t:9.2f}  {recall:17.3f}  {refusal:13.3f}  {correct:11.3f}")
-        if refusal <= MAX_REFUSAL:
+        recall = refusal(t, unanswerable)
+        pooled = refusal(t, answerable)
+        worst = max(refusal(t, [r for r in answerable if r[3] == n]) for n in names)
+        correct = sum(c >= t and ok for c, _, ok, _ in answerable) / max(len(answerable), 1)
+        print(f"{t:9.2f}  {recall:17.3f}  {pooled:13.3f}  {correct:11.3f}  {worst:23.3f}")
+        if pooled <= MAX_REFUSAL and worst <= MAX_REFUSAL_PER_SET:
             chosen = t
-    print(f"highest threshold with false refusal <= {MAX_REFUSAL}: {chosen}")
+    print(f"highest threshold with pooled false refusal <= {MAX_REFUSAL} and every set's "
+          f"<= {MAX_REFUSAL_PER_SET}: {chosen}")
     return 0
 
 

@@ -150,3 +150,21 @@ def test_follow_up_with_a_pronoun_answers_the_new_question(seed_assistant: Assis
     ]
     ans = seed_assistant.ask("How much did their bilateral trade increase?", history=history)
     assert "30 percent" in ans.text
+
+
+def test_a_number_question_is_not_answered_by_a_sentence_without_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "quarry.txt").write_text(
+        "The county council sent inspectors to the Harrow quarry last spring.\n\n"
+        "The inspectors wrote a long report about the dust and the noise.\n\n"
+        "The quarry employs 42 people and ships gravel by rail.\n",
+        encoding="utf-8",
+    )
+    a = Assistant(seeds_dir=seeds, index_dir=tmp_path / "index")
+    how_many = a.ask("How many inspectors did the county council send to the Harrow quarry?")
+    assert how_many.abstained and how_many.citations == []
+    when = a.ask("When did the county council send inspectors to the quarry?")
+    assert not when.abstained and "last spring" in when.text
+    staff = a.ask("How many people does the Harrow quarry employ?")
+    assert not staff.abstained and "42 people" in staff.text

@@ -93,6 +93,23 @@ def test_index_built_with_other_parameters_is_refused(tmp_path: Path) -> None:
     assert other.ask("Who cast the church bell?").citations
 
 
+def test_index_from_an_older_tokenizer_is_refused_with_the_rebuild_hint(tmp_path: Path) -> None:
+    import json
+
+    a, seeds = make(tmp_path)
+    a.ingest()
+    path = tmp_path / "index" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["tokenizer"]  # as written before tokenizer versions were recorded
+    path.write_text(json.dumps(manifest))
+    fresh = Assistant(seeds_dir=seeds, index_dir=tmp_path / "index")
+    with pytest.raises(IndexIncompatibleError) as err:
+        fresh.ask("Who cast the bell?")
+    assert "tokenizer" in str(err.value) and "older version" in str(err.value)
+    assert "assistant ingest --rebuild" in err.value.hint
+    assert fresh.ingest(rebuild=True).added == 2
+
+
 def test_symlink_outside_seeds_is_not_followed(tmp_path: Path) -> None:
     a, seeds = make(tmp_path)
     outside = tmp_path / "secret.txt"
