@@ -675,7 +675,9 @@ def _load_sidecar(folder: Path, lexical: bool = False) -> Sidecar:
     try:
         with (folder / "chunks.json").open(encoding="utf-8") as fh:
             docs = json.load(fh)["docs"]
-        vecs = np.load(folder / "sentences.npy")
+        # Mapped, not read: a query touches only the candidate sentences' rows, so memory does not
+        # grow with the corpus (a version's files never change once written; see the top).
+        vecs = np.load(folder / "sentences.npy", mmap_mode="r")
         lex = None
         if lexical:
             from .lexical import LexicalIndex

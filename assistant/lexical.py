@@ -129,9 +129,10 @@ class _Bm25Matrix:
     def __init__(self, folder: Path) -> None:
         import json
 
-        self.data = np.load(folder / "data.csc.index.npy")
-        self.indices = np.load(folder / "indices.csc.index.npy")
-        self.indptr = np.load(folder / "indptr.csc.index.npy")
+        # mapped: a query reads only the columns of its own tokens
+        self.data = np.load(folder / "data.csc.index.npy", mmap_mode="r")
+        self.indices = np.load(folder / "indices.csc.index.npy", mmap_mode="r")
+        self.indptr = np.load(folder / "indptr.csc.index.npy", mmap_mode="r")
         self.vocab_dict: dict[str, int] = json.loads(
             (folder / "vocab.index.json").read_text(encoding="utf-8")
         )
