@@ -21,11 +21,8 @@ my myself no nor not now of off on once only or other our ours ourselves out ove
 should so some such than that the their theirs them themselves then there these they this those
 through to too under until up very was we were what when where which while who whom why will with
 would you your yours yourself yourselves s t also according said says say tell told please
-article articles document documents text texts passage passages
 """.split()  # noqa: SIM905
 )
-# The last line above: words with which a question points at the documents themselves
-# ("according to the article"); no sentence of the documents is expected to contain them.
 
 # Bump when tokenisation changes: an index keeps the tokens it was built with (index.py refuses
 # an index of another tokenizer version and asks for `assistant ingest --rebuild`).
@@ -56,9 +53,13 @@ _IRREGULAR = {
 # The part of a question that names the kind of answer ("what is the name of", "which year",
 # "how many"): answer-type words, not content the evidence should repeat (answer_types.py checks
 # the kind of answer).
+# Also the words with which a question points at the documents themselves ("according to the
+# article"): no sentence of the documents is expected to contain them.
 _QUESTION_FRAME = re.compile(
     r"\b(?:what|which)\s+(?:(?:is|was|are|were)\s+the\s+)?(?:full\s+name|name|date|day|year|"
-    r"month|kinds?|types?|sorts?)\b(?:\s+of\b)?|\bhow\s+(?:many|much)\b",
+    r"month|kinds?|types?|sorts?)\b(?:\s+of\b)?|\bhow\s+(?:many|much)\b|"
+    r"\b(?:the|this|these|your|my)\s+(?:articles?|texts?|documents?|passages?|stor(?:y|ies)|"
+    r"sources?)\b",
     re.I,
 )
 

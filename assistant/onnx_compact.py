@@ -214,7 +214,7 @@ def compact_model_bytes(model: bytes) -> tuple[bytes, int]:
             continue
         cast_out = nodes[ci].outputs[0]
         mi = only_consumer(cast_out, "Mul")
-        if mi is None or len(nodes[mi].inputs) != 2:
+        if mi is None or len(nodes[mi].inputs) != 2 or nodes[mi].ints or nodes[mi].other_attrs:
             continue
         scale = [x for x in nodes[mi].inputs if x != cast_out]
         if len(scale) != 1 or tensors.get(scale[0]) != (_FLOAT, [dims[0], 1]):
@@ -222,7 +222,8 @@ def compact_model_bytes(model: bytes) -> tuple[bytes, int]:
         mul_out = nodes[mi].outputs[0]
         gi = only_consumer(mul_out, "Gather")
         gather = nodes[gi] if gi is not None else None
-        if gather is None or gather.inputs[0] != mul_out or gather.ints.get("axis", 0) != 0:
+        if (gather is None or gather.inputs[0] != mul_out or gather.other_attrs
+                or set(gather.ints) - {"axis"} or gather.ints.get("axis", 0) != 0):
             continue
         ids, out = gather.inputs[1], gather.outputs[0]
         rows_q, rows_s, rows_f = (f"{out}__int8_rows", f"{out}__row_scales", f"{out}__float_rows")

@@ -75,12 +75,26 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "measured": text, "met": None if p50 is None else p50 <= WARM_10K_MS})
     ivr = results.get("ingest_vs_raw", {})
     r = ivr.get("ratio")
+    # Throughput is a steady-state rate: the largest real embedded corpus, against the raw rate
+    # on the reference corpus's sentences (same generator). The reference corpus's own ratio,
+    # which carries a new process's imports and model load, is shown next to it.
+    steady = max((row for row in measured_rows if row.get("backend") == "embedded"
+                  and row.get("vs_raw") is not None and row["docs"] > ivr.get("docs", 0)),
+                 key=lambda row: row["docs"], default=None)
+    if r is None:
+        text, ratio = "not measured", None
+    elif steady is None:
+        text, ratio = (f"{r}× ({_fmt(ivr.get('ingest_sentences_per_s'), '', 1)} vs "
+                       f"{_fmt(ivr['raw']['sentences_per_s'], '', 1)} sentences/s, "
+                       f"{ivr['docs']:,} docs)"), r
+    else:
+        ratio = steady["vs_raw"]
+        text = (f"{ratio}× at {steady['docs']:,} docs ({_fmt(steady.get('sentences_per_s'), '', 1)}"
+                f" vs {_fmt(ivr['raw']['sentences_per_s'], '', 1)} sentences/s); {r}× at "
+                f"{ivr['docs']:,} docs, where a new process's imports and model load weigh")
     out.append({"what": "ingest throughput vs raw model throughput",
-                "target": f"≥ {INGEST_RATIO}×",
-                "measured": (f"{r}× ({_fmt(ivr.get('ingest_sentences_per_s'), '', 1)} vs "
-                             f"{_fmt(ivr['raw']['sentences_per_s'], '', 1)} sentences/s, "
-                             f"{ivr['docs']:,} docs)" if r is not None else "not measured"),
-                "met": None if r is None else r >= INGEST_RATIO})
+                "target": f"≥ {INGEST_RATIO}×", "measured": text,
+                "met": None if ratio is None else ratio >= INGEST_RATIO})
     return out
 
 

@@ -37,3 +37,7 @@ def test_question_tokens_drop_the_answer_frame_and_references_to_the_text() -> N
     # only the frame goes: the same words elsewhere in a question are content
     assert "name" in question_tokens("Why did the town change its name?")
     assert tokenize("the date of the treaty") == ["date", "treaty"]
+    assert question_tokens("What does the text say about the leaked document?") == [
+        "leak", "document"
+    ]
+    assert tokenize("the text of the leaked document") == ["text", "leak", "document"]
