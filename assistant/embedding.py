@@ -106,7 +106,7 @@ class MiniLMEncoder:
         opts.log_severity_level = 3
         if threads:
             opts.intra_op_num_threads = threads
-        # Same vectors, ~90 MiB less memory: see onnx_compact.py.
+        # Same vectors, ~80 MiB less at peak: see onnx_compact.py.
         session_path = self.model_path
         if compact:
             from .onnx_compact import compacted_model_path

