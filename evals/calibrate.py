@@ -41,16 +41,17 @@ def main() -> int:
     unanswerable = [r for r in rows if not r[1]]
     names = list(dict.fromkeys(r[3] for r in rows))
 
-    def refusal(t: float, cases: list[tuple[float, bool, bool, str]]) -> float:
+    def share_below(t: float, cases: list[tuple[float, bool, bool, str]]) -> float:
+        """Share of cases the threshold `t` abstains on (recall or false refusal)."""
         return sum(c < t for c, *_ in cases) / max(len(cases), 1)
 
     print("threshold  abstention_recall  false_refusal  correctness  worst_set_false_refusal")
     chosen = None
     for i in range(20, 71):
         t = i / 100
-        recall = refusal(t, unanswerable)
-        pooled = refusal(t, answerable)
-        worst = max(refusal(t, [r for r in answerable if r[3] == n]) for n in names)
+        recall = share_below(t, unanswerable)
+        pooled = share_below(t, answerable)
+        worst = max(share_below(t, [r for r in answerable if r[3] == n]) for n in names)
         correct = sum(c >= t and ok for c, _, ok, _ in answerable) / max(len(answerable), 1)
         print(f"{t:9.2f}  {recall:17.3f}  {pooled:13.3f}  {correct:11.3f}  {worst:23.3f}")
         if pooled <= MAX_REFUSAL and worst <= MAX_REFUSAL_PER_SET:

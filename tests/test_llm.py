@@ -436,22 +436,17 @@ def test_openai_follow_up_through_the_server(corpus, encoder, server, monkeypatc
 
 
 # -- configuration errors, the CLI and the eval harness -------------------------------------------
+def ask_argv(corpus: tuple[Path, Path], *flags: str) -> list[str]:
+    """`assistant ask` arguments for the test corpus and the designer question."""
+    return ["ask", *flags, "--seeds", str(corpus[0]), "--index", str(corpus[1]),
+            "Who designed the bridge?"]
+
+
 def test_llm_mode_without_key_or_base_url_is_a_clear_error(corpus, encoder, capsys) -> None:
     a = Assistant(seeds_dir=corpus[0], index_dir=corpus[1], encoder=encoder, mode="llm")
     with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
         a.ask("Who designed the bridge?")
-    code = main(
-        [
-            "ask",
-            "--mode",
-            "llm",
-            "--seeds",
-            str(corpus[0]),
-            "--index",
-            str(corpus[1]),
-            "Who designed the bridge?",
-        ]
-    )
+    code = main(ask_argv(corpus, "--mode", "llm"))
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: LLM mode needs") and "Traceback" not in err
 
@@ -459,19 +454,7 @@ def test_llm_mode_without_key_or_base_url_is_a_clear_error(corpus, encoder, caps
 def test_cli_ask_json_in_llm_mode(corpus, server, monkeypatch, capsys) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    code = main(
-        [
-            "ask",
-            "--json",
-            "--mode",
-            "llm",
-            "--seeds",
-            str(corpus[0]),
-            "--index",
-            str(corpus[1]),
-            "Who designed the bridge?",
-        ]
-    )
+    code = main(ask_argv(corpus, "--json", "--mode", "llm"))
     out = capsys.readouterr().out
     assert code == 0 and KEY not in out
     data = json.loads(out)
@@ -493,19 +476,7 @@ def test_cli_streams_then_replaces_the_draft(corpus, encoder, capsys) -> None:
 def test_cli_extractive_cold_path_does_not_import_openai(corpus) -> None:
     env = {k: v for k, v in os.environ.items() if k not in LLM_ENV}
     out = subprocess.run(
-        [
-            sys.executable,
-            "-X",
-            "importtime",
-            "-m",
-            "assistant.cli",
-            "ask",
-            "--seeds",
-            str(corpus[0]),
-            "--index",
-            str(corpus[1]),
-            "Who designed the bridge?",
-        ],
+        [sys.executable, "-X", "importtime", "-m", "assistant.cli", *ask_argv(corpus)],
         capture_output=True,
         text=True,
         env=env,
