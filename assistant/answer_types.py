@@ -56,6 +56,13 @@ _PASSAGE = {
     "date": re.compile(
         rf"\b{_MONTH}\s+\d{{1,2}}\b|\b\d{{1,2}}\s+{_MONTH}|\b{_WEEKDAY}\b|{_YEAR}", re.I
     ),
+    "speech": re.compile(
+        r"[“”\"]|\b(?:said|says|say|told|tells|tell|stated|states|noted|notes|added|adds|remarked|"
+        r"described|describes|called|calls|claimed|claims|announced|warned|argued|quoted|wrote|"
+        r"writes|mentioned|stressed|emphasi[sz]ed|explained|insisted|declared|asserted|replied|"
+        r"according to|statement|remarks?|comments?)\b",
+        re.I,
+    ),
     "time": re.compile(
         rf"\b{_MONTH}(?!\w)|\b{_WEEKDAY}\b|{_YEAR}|\b(?:spring|summer|fall|autumn|winter|"
         r"yesterday|today|tonight|week|month|year|decade|century|ago|earlier|later|recently|"
@@ -69,7 +76,15 @@ _ROLE = (
     r"person)|curator|mayor|author|poet|engineer|founder|chief|head|owner|architect|scientist|"
     r"writer|counterpart|director|members?|chairman|chair|king|queen|general|commander"
 )
+_AUX = r"(?:did|does|do|is|was|are|were|has|have|had|will|would|can|could|should|may|might)"
+_MODIFIER = rf"(?!{_AUX}\b)[a-z]+ "
 _QUESTION = [
+    # what someone said: the answer is speech, so it needs a quotation or a reporting verb
+    (
+        "speech",
+        r"\bwhat (?:did|does|do|has|have|had|will|would)\s+(?:[\w’'.\-]+\s+){1,4}?(?:say|said|"
+        r"tell|told|claim|state|announce|remark|reply|answer|write|written|declare)d?(?![\w’'-])",
+    ),
     (
         "money",
         r"\bhow much money\b|\bin dollars\b|\bdollar value\b|\bcost\b|\bprice\b|"
@@ -100,7 +115,12 @@ _QUESTION = [
     ("person_full", r"\bfull name\b"),
     (
         "person",
-        rf"\bwho(?:m|se)?\b|\b(?:which|what) (?:{_ROLE})\b|\bname of the (?:\w+ )?(?:{_ROLE})\b",
+        # "the name of China's new foreign minister": a few describing words may come before the
+        # role (never a verb: "what phrase did President Biden use" asks for a phrase). "Which
+        # Chinese official ...?" stays an entity question: a role can answer it ("China's new
+        # foreign minister"), where "who" and "the name of" ask for a name.
+        rf"\bwho(?:m|se)?\b|\b(?:which|what) (?:{_ROLE})\b|"
+        rf"\bname of (?:the |[\w’']+[’']s )?(?:{_MODIFIER}){{0,2}}(?:{_ROLE})\b",
     ),
     (
         "entity",
@@ -119,9 +139,27 @@ def expected_type(question: str) -> str | None:
     return None
 
 
+_NAMED = re.compile(
+    r"\bname of (?:the |an? |[\w’']+[’']s )?(?:[\w’'\-]+ ){0,3}?([a-z\-]+)(?=\s+(?:who|whom|whose|"
+    r"that|which|where|when|in|on|at|of|from|to|with|for|by|near|cited|mentioned)\b|\s*[?.]|\s*$)"
+)
+
+
+def named_thing(question: str) -> str | None:
+    """What a "what is the name of the X ..." question asks to name: its head noun X.
+
+    A passage can only name the brewery if it speaks of a brewery.
+    """
+    m = _NAMED.search(question)
+    return m.group(1) if m else None
+
+
 # Kinds whose answer is a number of that kind: a passage without one cannot answer the question,
 # however well it matches the question's words ("How many troops were sent?" / "troops were sent").
 NUMERIC_KINDS = frozenset({"count", "percent", "money", "age", "year"})
+# Kinds a passage must hold to answer at all: a number of the asked kind, or (for "what did X
+# say") a quotation or reporting verb. "Lukashenko was welcomed by Xi" does not say what Xi said.
+STRICT_KINDS = NUMERIC_KINDS | {"speech"}
 
 
 def has_type(text: str, kind: str | None, question: str = "") -> bool:
@@ -141,18 +179,57 @@ def has_type(text: str, kind: str | None, question: str = "") -> bool:
     return any(not set(words(m.group())) <= asked for m in _PASSAGE[kind].finditer(text))
 
 
-def _has_person(text: str, asked: set[str], full: bool) -> bool:
+# Capitalised words that make a two-word match a place or an institution, not a person
+# ("River Aske", "Market Square"), unless a title or an initial says otherwise.
+_NOT_PERSON = frozenset(
+    """
+river lake mount street road square hill fell moor bridge church station university college
+institute museum hall park valley vale house lane club band times news ministry agency party
+army navy court council office mill works fair market school hospital castle abbey cathedral
+tower gate field wood forest island bay port harbour harbor airport county district province
+state states republic kingdom company bank group centre center
+""".split()  # noqa: SIM905
+)
+# Words capitalised only because they open a sentence ("Neither China's ministry nor ...").
+_OPENERS = frozenset(
+    """
+neither either meanwhile however although though yet still another many several every last next
+first despite today yesterday later earlier instead besides moreover thus hence indeed perhaps
+""".split()  # noqa: SIM905
+)
+_TITLED = re.compile(rf"(?:{_TITLES})\.?\s|[A-Z]\.")
+
+
+def person_mentions(text: str) -> list[list[str]]:
+    """The name words (lower case, titles left out) of each person a passage mentions.
+
+    A mention is titled ("Mr. Xi", "Gen. Li", "J. R. Whitfield") or at least two capitalised
+    names ("Su Tzu-yun"); a common word capitalised because it opens a sentence is not a name
+    ("Neither China's ..."), and "the"/"a" before a match rules it out ("the United States").
+    """
+    out = []
     for m in _PERSON.finditer(text):
         before = text[max(0, m.start() - 4) : m.start()].lower()
         if before.endswith(("the ", "a ")):
-            continue  # "the United States", "a Chinese spy balloon"
-        names = [w for w in words(m.group()) if w not in STOPWORDS]
+            continue
+        mention = m.group()
+        titled = bool(_TITLED.match(mention))
+        first = mention.split(None, 1)[0].lower()
+        if not titled and (first in STOPWORDS or first in _OPENERS):
+            mention = mention.split(None, 1)[1] if " " in mention else ""
+        names = [w for w in words(mention) if w not in STOPWORDS]
         plain = [w for w in names if w not in _TITLE_WORDS]
-        titled = len(plain) < len(names) or re.match(r"[A-Z]\.", m.group())
-        enough = len(plain) >= 2 if full else (titled or len(plain) >= 2)
-        if enough and set(plain) - asked:
-            return True
-    return False
+        titled = titled or len(plain) < len(names)
+        if not plain or (not titled and (len(plain) < 2 or set(plain) & _NOT_PERSON)):
+            continue
+        out.append(plain)
+    return out
+
+
+def _has_person(text: str, asked: set[str], full: bool) -> bool:
+    return any(
+        (len(plain) >= 2 or not full) and set(plain) - asked for plain in person_mentions(text)
+    )
 
 
 _COUNT_NOT = re.compile(rf"^[\s-]*{_TIME_UNIT}\b", re.I)
@@ -189,3 +266,36 @@ def asks_to_override(question: str) -> bool:
     addressed to a model (prompt injection inside documents).
     """
     return bool(_INSTRUCTION.search(question))
+
+
+_UP = frozenset(
+    """
+rise rises rose risen rising increase increased increases increasing grow grows grew grown
+growing climb climbed climbing gain gained jump jumped surge surged soar soared expand expanded
+""".split()  # noqa: SIM905
+)
+_DOWN = frozenset(
+    """
+fall falls fell fallen falling drop drops dropped dropping decline declined declining decrease
+decreased decreasing shrink shrank shrunk plunge plunged slump slumped sink sank
+""".split()  # noqa: SIM905
+)
+_WH_CLAUSE = re.compile(
+    r"(?:^|[,;:]\s+)(?=(?:what|which|who|whom|whose|when|where|why|how)\b)", re.I
+)
+
+
+def opposite_direction(question: str, passage: str) -> bool:
+    """The question asks about a fall and the passage only reports a rise, or the reverse.
+
+    "By how much did trade fall?" is not answered by "trade increased by over 30 percent". Only
+    the clause that asks is read: in "In the month that China's share fell to 13 percent, what
+    share did Mexico reach?" the fall is a given, not the asked direction.
+    """
+    starts = [m.end() for m in _WH_CLAUSE.finditer(question)]
+    asked = set(words(question[starts[-1] :] if starts else question))
+    said = set(words(passage))
+    for one, other in ((_UP, _DOWN), (_DOWN, _UP)):
+        if asked & one and not asked & other and said & other and not said & one:
+            return True
+    return False

@@ -29,7 +29,7 @@ class Settings:
     candidate_k: int = 24
     rrf_k: int = 60
     # answering
-    abstain_threshold: float = 0.36  # calibrated: evals/calibrate.py, docs/evaluation.md
+    abstain_threshold: float = 0.365  # calibrated: evals/calibrate.py, docs/evaluation.md
     max_question_chars: int = 2000
     max_answer_sentences: int = 2
     # LLM mode (OPENAI_API_KEY / OPENAI_BASE_URL are the openai client's own variables)

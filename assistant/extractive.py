@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .answer_types import NUMERIC_KINDS, expected_type, has_type
+from .answer_types import (
+    STRICT_KINDS,
+    expected_type,
+    has_type,
+    named_thing,
+    opposite_direction,
+    person_mentions,
+)
 from .lexical import tokenize
 from .retrieve import Evidence, HybridRetriever
 
@@ -15,29 +22,45 @@ _CLAUSE_CUT = re.compile(r",\s+|;\s+|\s+—\s+|—|:\s+|\s+–\s+")
 
 
 NAME_PENALTY = 0.1
+# A name the documents never mention ("Japan", "the Tour de France"): nothing in them is about it.
+UNKNOWN_NAME_PENALTY = 0.3
+# The question places the event somewhere the sentence does not ("in Moscow" / "in Minsk").
+PLACE_PENALTY = 0.3
 TYPE_PENALTY = 0.3
 # A sentence without a number of the asked kind cannot answer "how many", "what share", "how
-# much", "how old" or "which year", so it drops well below any threshold.
-NO_NUMBER_PENALTY = 1.0
+# much", "how old" or "which year" (nor one without speech "what did X say"), so it drops well
+# below any threshold.
+STRICT_TYPE_PENALTY = 1.0
+# "How much did trade fall?" against "trade increased by 30 percent": the sentence answers a
+# different question.
+DIRECTION_PENALTY = 0.5
 BRIDGE_COST = 0.1  # a two-sentence (bridged) answer is a little less certain than a direct one
 BRIDGE_KINDS = {"person", "person_full", "entity", "date", "year", "time"}  # names and dates link
 BRIDGE_WINDOW = 200  # sentences either side searched for the bridged sentence
 
 
+# "arrive in Moscow" against "arriving in Minsk": the same preposition before another name.
+_PLACED = re.compile(r"\b(?i:in|at|to|from|into|near|inside|outside)\s+([A-Z][\w’'\-]+)")
+
+
+def question_name_words(question: str) -> list[str]:
+    """The capitalised words inside a question (not its first word)."""
+    return [
+        m.group()
+        for m in re.finditer(r"(?<![\w’'])[A-Z][\w’'\-]*", question.strip())
+        if m.start() > 0
+    ]
+
+
 def question_names(question: str) -> list[str]:
     """Stemmed tokens of the capitalised words inside a question (not its first word)."""
-    body = question.strip()
-    out = []
-    for m in re.finditer(r"(?<![\w’'])[A-Z][\w’'\-]*", body):
-        if m.start() == 0:
-            continue
-        out.extend(t for t in tokenize(m.group()) if len(t) > 1)
+    out = [t for w in question_name_words(question) for t in tokenize(w) if len(t) > 1]
     return list(dict.fromkeys(out))
 
 
 @dataclass
 class Pick:
-    """A chosen span of a sentence."""
+    """A chosen span of a sentence, and the confidence it was chosen with."""
 
     evidence: Evidence
     start: int
@@ -54,16 +77,59 @@ class ExtractiveAnswerer:
         self.threshold = threshold
         self.max_sentences = max_sentences
 
-    def adjusted(self, ev: Evidence, question: str, q_tokens: list[str], kind: str | None) -> float:
-        """Sentence score after answer-type and novelty checks."""
-        score = ev.score
+    def penalty(self, ev: Evidence, question: str, q_tokens: list[str], kind: str | None) -> float:
+        """What the answer-type, direction, naming and novelty checks take off a sentence."""
+        cut = 0.0
         if not has_type(ev.text, kind, question):
-            score -= NO_NUMBER_PENALTY if kind in NUMERIC_KINDS else TYPE_PENALTY
+            cut += STRICT_TYPE_PENALTY if kind in STRICT_KINDS else TYPE_PENALTY
+        if opposite_direction(question, ev.text):
+            cut += DIRECTION_PENALTY
+        # "the name of the brewery" from a sentence without a brewery. Not for people: a role is
+        # often paraphrased ("his counterpart" / "Defense Minister Viktor Khrenin"), and the
+        # person check above already asks for a name.
+        thing = named_thing(question) if kind not in ("person", "person_full") else None
+        if thing and not set(tokenize(thing)) <= self.retriever.context_tokens(ev.sent):
+            cut += TYPE_PENALTY
         if not self.retriever.sentence_tokens(ev.sent) - set(q_tokens):
-            score -= 0.25  # the sentence says nothing the question does not
+            cut += 0.25  # the sentence says nothing the question does not
         missing = self.missing_names(ev, question)
-        score -= NAME_PENALTY * min(len(missing), 2)
-        return score
+        cut += NAME_PENALTY * min(len(missing), 2)
+        if missing and self._placed_elsewhere(question, ev.text, missing):
+            cut += PLACE_PENALTY
+        return cut
+
+    def unknown_names(self, question: str) -> list[str]:
+        """Names in the question that no sentence of the documents mentions.
+
+        An acronym counts as mentioned when its dotted form is ("US" / "U.S.").
+        """
+        lexical = self.retriever.lexical
+        names = question_name_words(question)
+        if len(names) * 2 > len(question.split()):
+            return []  # a Question Written In Title Case: its capitals do not mark names
+        out = []
+        for word in names:
+            toks = [t for t in tokenize(word) if len(t) > 1]
+            if word.isupper() and 1 < len(word) <= 5 and lexical.mentions(word[0].lower()):
+                continue
+            out.extend(t for t in toks if not lexical.mentions(t))
+        return list(dict.fromkeys(out))
+
+    @staticmethod
+    def _placed_elsewhere(question: str, text: str, missing: list[str]) -> bool:
+        """The question puts its event "in/at/to/from X", X is missing from the sentence, and
+        the sentence uses the same preposition before a name the question does not have."""
+        asked = set(tokenize(question))
+        for m in _PLACED.finditer(question):
+            if m.start() == 0 or not set(tokenize(m.group(1))) & set(missing):
+                continue
+            prep = m.group().split(None, 1)[0].lower()
+            for n in _PLACED.finditer(text):
+                if n.group().split(None, 1)[0].lower() == prep and not (
+                    set(tokenize(n.group(1))) <= asked
+                ):
+                    return True
+        return False
 
     def missing_names(self, ev: Evidence, question: str) -> list[str]:
         """Names in the question that neither the sentence nor the one before it mentions.
@@ -81,45 +147,54 @@ class ExtractiveAnswerer:
     def pick(
         self, question: str, q_tokens: list[str], evidence: list[Evidence]
     ) -> tuple[list[Pick], float]:
-        """The spans to cite, and the confidence of the best one (compared to the threshold)."""
+        """The spans to cite, and the confidence of the best one (compared to the threshold).
+
+        Sentences are ranked by `Evidence.score` and the answer's confidence is the chosen
+        sentence's `Evidence.support`, each less the same penalties (see retrieve.py).
+        """
         if not evidence:
             return [], 0.0
         kind = expected_type(question)
-        ranked = sorted(
-            ((self.adjusted(e, question, q_tokens, kind), e) for e in evidence), key=lambda p: -p[0]
-        )
-        best_score, best = ranked[0]
+        # a name the documents never mention lowers every sentence alike
+        unknown = UNKNOWN_NAME_PENALTY * min(len(self.unknown_names(question)), 2)
+        ranked = []
+        for e in evidence:
+            cut = self.penalty(e, question, q_tokens, kind) + unknown
+            ranked.append((e.score - cut, e.support - cut, e))
+        ranked.sort(key=lambda p: -p[0])
+        best_score, best_conf, best = ranked[0]
         bridged = self._bridged(question, q_tokens, kind, evidence)
-        if bridged is not None and bridged[0] > best_score:
-            score, first, second = bridged
-            if score < self.threshold:
-                return [], score
-            pair = sorted(
-                [(score, first), (score, second)], key=lambda p: (p[1].source, p[1].start)
-            )
-            return [self._trim(ev, sc, question, q_tokens, None) for sc, ev in pair], score
-        if best_score < self.threshold:
-            return [], best_score
-        chosen = [(best_score, best)]
+        if bridged is not None and bridged[0] - unknown > best_score:
+            _, conf, first, second = bridged
+            conf -= unknown
+            if conf < self.threshold:
+                return [], conf
+            pair = sorted([first, second], key=lambda e: (e.source, e.start))
+            return [self._trim(ev, conf, question, q_tokens, None) for ev in pair], conf
+        if best_conf < self.threshold:
+            return [], best_conf
+        chosen = [(best_conf, best)]
         covered = set(self.retriever.sentence_tokens(best.sent))
         base_cov = self.retriever.coverage(q_tokens, covered)
-        for score, ev in ranked[1:]:
+        for score, conf, ev in ranked[1:]:
             if len(chosen) >= self.max_sentences or score < best_score - 0.1:
                 break
             toks = self.retriever.sentence_tokens(ev.sent)
             gain = self.retriever.coverage(q_tokens, covered | toks) - base_cov
-            if gain >= 0.15 and score >= self.threshold:
-                chosen.append((score, ev))
+            if gain >= 0.15 and conf >= self.threshold:
+                chosen.append((conf, ev))
                 covered |= toks
                 base_cov += gain
         chosen.sort(key=lambda p: (p[1].source, p[1].start))
-        return [self._trim(ev, score, question, q_tokens, kind) for score, ev in chosen], best_score
+        return [self._trim(ev, conf, question, q_tokens, kind) for conf, ev in chosen], best_conf
 
     def _bridged(
         self, question: str, q_tokens: list[str], kind: str | None, evidence: list[Evidence]
-    ) -> tuple[float, Evidence, Evidence] | None:
+    ) -> tuple[float, float, Evidence, Evidence] | None:
         """Two-sentence answers: the sentence that matches the question best names someone or
         something, and another sentence about that name holds the asked-for kind of answer.
+
+        Returns the pair's ranking score and confidence, and the two sentences.
 
         "What is the full name of the president Li met on Thursday?" — "On Thursday, Gen. Li sat
         down with Mr. Lukashenko" + "Belarusian President Aleksandr Lukashenko said…".
@@ -130,7 +205,14 @@ class ExtractiveAnswerer:
         if has_type(top.text, kind, question):
             return None
         asked = set(q_tokens)
-        links = {t for t in question_names(" " + top.text) if t not in asked}
+        person = kind in ("person", "person_full")
+        if person:
+            # the link is someone the top sentence names ("sat down with Mr. Lukashenko"), not a
+            # name used as a modifier ("the Biden administration")
+            links = {t for plain in person_mentions(top.text) for t in tokenize(" ".join(plain))}
+            links -= asked
+        else:
+            links = {t for t in question_names(" " + top.text) if t not in asked}
         if not links:
             return None
         side = self.retriever.side
@@ -146,6 +228,8 @@ class ExtractiveAnswerer:
             shared = len(links & toks)
             if not shared or not has_type(text, kind, question):
                 continue
+            if person and not self._names_link(text, links, question, kind):
+                continue
             key = (shared, self.retriever.coverage(q_tokens, toks), -abs(s - top.sent))
             if best is None or key > best[0]:
                 best = (key, s)
@@ -159,12 +243,24 @@ class ExtractiveAnswerer:
             int(side.sent_end[s]),
             side.sent_text[s],
             top.score,
+            top.support,
             0.0,
             0.0,
             top.chunk_rank,
         )
-        penalty = NAME_PENALTY * min(len(self.missing_names(top, question)), 2)
-        return top.score - penalty - BRIDGE_COST, top, second
+        cut = NAME_PENALTY * min(len(self.missing_names(top, question)), 2) + BRIDGE_COST
+        return top.score - cut, top.support - cut, top, second
+
+    @staticmethod
+    def _names_link(text: str, links: set[str], question: str, kind: str) -> bool:
+        """Whether a person `text` mentions is one of the `links` and says more of the name
+        ("Mr. Lukashenko" → "Belarusian President Aleksandr Lukashenko")."""
+        asked = set(tokenize(question))
+        for plain in person_mentions(text):
+            toks = set(tokenize(" ".join(plain)))
+            if toks & links and toks - asked and (kind != "person_full" or len(plain) >= 2):
+                return True
+        return False
 
     def _trim(
         self, ev: Evidence, score: float, question: str, q_tokens: list[str], kind: str | None

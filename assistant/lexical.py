@@ -26,7 +26,7 @@ would you your yours yourself yourselves s t also according said says say tell t
 
 # Bump when tokenisation changes: an index keeps the tokens it was built with (index.py refuses
 # an index of another tokenizer version and asks for `assistant ingest --rebuild`).
-TOKENIZER_VERSION = 2
+TOKENIZER_VERSION = 3
 
 # Common irregular verb forms, mapped to the base form (a light lemmatiser: "met" matches "meet").
 _IRREGULAR_VERBS = (
@@ -49,6 +49,21 @@ _IRREGULAR = {
     for base, *forms in (group.split() for group in _IRREGULAR_VERBS.split("|"))
     for form in forms
 }
+
+# Demonyms and the places they name, so that "Russian" matches "Russia" and "Chinese" matches
+# "China" ("Who is Russia's defense minister?" / "Russian Defense Minister Sergei Shoigu").
+_DEMONYMS = (
+    "american america|russian russia|chinese china|japanese japan|korean korea|taiwanese taiwan|"
+    "vietnamese vietnam|indian india|pakistani pakistan|afghan afghanistan|iranian iran|"
+    "iraqi iraq|israeli israel|syrian syria|turkish turkey|egyptian egypt|european europe|"
+    "african africa|asian asia|british britain|english england|scottish scotland|welsh wales|"
+    "irish ireland|french france|german germany|italian italy|spanish spain|"
+    "portuguese portugal|dutch netherlands|belgian belgium|swiss switzerland|austrian austria|"
+    "swedish sweden|norwegian norway|danish denmark|finnish finland|ukrainian ukraine|"
+    "belarusian belarus|canadian canada|mexican mexico|brazilian brazil|argentinian argentina|"
+    "australian australia|cuban cuba|greek greece|hungarian hungary|mongolian mongolia|"
+    "kazakh kazakhstan|georgian georgia|armenian armenia|serbian serbia|romanian romania"
+)
 
 # The part of a question that names the kind of answer ("what is the name of", "which year",
 # "how many"): answer-type words, not content the evidence should repeat (answer_types.py checks
@@ -85,11 +100,17 @@ def _fold(text: str) -> str:
 
 @functools.lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """A deliberately light stemmer: possessives, irregular verbs, plural and verb suffixes.
+    """A deliberately light stemmer: possessives, irregular verbs, plural and verb suffixes,
+    demonyms.
 
     "arrive", "arrives", "arrived" and "arriving" all become "arriv"; "studied" and "studies"
-    become "study"; "met" becomes "meet".
+    become "study"; "met" becomes "meet"; "Russians" becomes "russia".
     """
+    base = _stem_affixes(word)
+    return _DEMONYM.get(base, base)
+
+
+def _stem_affixes(word: str) -> str:
     for suffix in ("'s", "’s"):
         if word.endswith(suffix):
             word = word[: -len(suffix)]
@@ -106,6 +127,12 @@ def stem(word: str) -> str:
     if len(word) > 4 and word.endswith("e") and not word.endswith(("ee", "ie", "ye")):
         word = word[:-1]  # "arrive" like "arriv(ing)", "release" like "releas(ed)"
     return word
+
+
+_DEMONYM = {
+    _stem_affixes(people): _stem_affixes(place)
+    for people, place in (pair.split() for pair in _DEMONYMS.split("|"))
+}
 
 
 def words(text: str) -> list[str]:
@@ -161,6 +188,7 @@ class LexicalIndex:
         self._bm25 = bm25
         self.sentence_df = sentence_df
         self.n_sentences = max(n_sentences, 1)
+        self._prefixes: frozenset[str] | None = None
 
     @classmethod
     def build(cls, chunk_texts: list[str], sentence_texts: list[str]) -> LexicalIndex:
@@ -192,6 +220,17 @@ class LexicalIndex:
         bm25 = _Bm25Matrix(folder / "bm25") if (folder / "bm25").exists() else None
         data = json.loads((folder / "sentence_df.json").read_text(encoding="utf-8"))
         return cls(bm25, data["df"], data["n"])
+
+    def mentions(self, token: str) -> bool:
+        """Whether some sentence of the documents has `token`, or a word with its first four
+        letters (Russia/Russian, America/American)."""
+        if token in self.sentence_df:
+            return True
+        if len(token) < 4:
+            return False
+        if self._prefixes is None:  # built on first use: one pass over the vocabulary
+            self._prefixes = frozenset(t[:4] for t in self.sentence_df if len(t) >= 4)
+        return token[:4] in self._prefixes
 
     def idf(self, token: str) -> float:
         df = self.sentence_df.get(token, 0)

@@ -12,6 +12,17 @@ from .index import Sidecar
 from .lexical import LexicalIndex, question_tokens, tokenize
 
 CONTEXT_WEIGHT = 0.3  # weight of words from earlier conversation turns vs the question's own
+# Two mixes of the same signals, the MiniLM cosine of sentence and question and the share of the
+# question's words the sentence holds (docs/evaluation.md has the measurements):
+# - `score` ranks sentences. Word overlap finds the sentence that holds the asked-for detail,
+#   even when a long sentence's meaning as a whole drifts from the question.
+# - `support` is the confidence compared to the abstention threshold, and leans on meaning: a
+#   sentence that repeats the question's names but speaks of something else ("Where was Khrenin
+#   born?" / "... met with Viktor Khrenin") has high word overlap and lower similarity.
+# The first hits of the dense and of the BM25 search that are always among the chunks scored.
+FIRST_HITS_KEPT = 2
+RANK_DENSE_WEIGHT = 0.6
+SUPPORT_DENSE_WEIGHT = 0.85
 
 
 @dataclass
@@ -23,7 +34,8 @@ class Evidence:
     start: int
     end: int
     text: str
-    score: float
+    score: float  # ranks sentences
+    support: float  # the answer's confidence when this sentence is chosen
     dense: float
     lexical: float
     chunk_rank: int
@@ -124,6 +136,15 @@ class HybridRetriever:
             for rank, pos in enumerate(ranking):
                 fused[pos] = fused.get(pos, 0.0) + 1.0 / (self.rrf_k + rank + 1)
         chunks = sorted(fused.items(), key=lambda kv: -kv[1])[: self.top_k]
+        # Each search's own first hits always make the cut. Fusion alone drops the chunk that BM25
+        # ranks first by a wide margin (the only one with a rare name) when the dense search,
+        # blind to made-up names, misses it: chunks found by both at middling ranks outscore it.
+        chosen = {pos for pos, _ in chunks}
+        firsts = dense[:FIRST_HITS_KEPT] + sparse[:FIRST_HITS_KEPT]
+        missing = [pos for pos in dict.fromkeys(firsts) if pos not in chosen]
+        if missing:
+            room = max(self.top_k - len(missing), 0)
+            chunks = chunks[:room] + [(pos, fused[pos]) for pos in missing]
         evidence = self._score_sentences(q_vec, q_tokens, context, chunks)
         timings["sentences"] = (time.perf_counter() - t3) * 1000
         return Retrieval(q_tokens, chunks, evidence, timings)
@@ -151,7 +172,8 @@ class HybridRetriever:
             if s > 0 and side.sent_doc[s - 1] == side.sent_doc[s]:
                 prev = self.sentence_tokens(s - 1) - toks
                 lex = min(1.0, lex + 0.5 * self.coverage(q_tokens, prev, context))
-            score = 0.6 * float(d) + 0.4 * lex
+            score = RANK_DENSE_WEIGHT * float(d) + (1.0 - RANK_DENSE_WEIGHT) * lex
+            support = SUPPORT_DENSE_WEIGHT * float(d) + (1.0 - SUPPORT_DENSE_WEIGHT) * lex
             doc = side.docs[side.sent_doc[s]]
             out.append(
                 Evidence(
@@ -161,6 +183,7 @@ class HybridRetriever:
                     int(side.sent_end[s]),
                     side.sent_text[s],
                     score,
+                    support,
                     float(d),
                     lex,
                     rank,

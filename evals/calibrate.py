@@ -1,10 +1,12 @@
 """Calibrate the abstention threshold: `python evals/calibrate.py`.
 
-Runs every eval case with abstention disabled, records the answerer's confidence (the best
-adjusted evidence score), and prints abstention recall / false refusal / correctness for a range of
-thresholds. The rule used for the default: the highest threshold whose false-refusal rate stays
-within the 0.05 target on every set, and at or under 0.045 (the target less a margin) on the
-pooled answerable cases.
+Runs every eval case with abstention disabled, records the answerer's confidence (the chosen
+sentence's support less its penalties, extractive.py), and prints abstention recall / false
+refusal / correctness for a range of thresholds. The rule used for the default: among the
+thresholds whose false-refusal rate stays within the 0.05 target on every set and at or under
+0.045 (the target less a margin) on the pooled answerable cases, take those with the best
+abstention recall, then of these those with the lowest pooled false refusal, and of these the
+middle one: it sits furthest from the scores on either side, so unseen questions cross it least.
 """
 
 from __future__ import annotations
@@ -46,18 +48,29 @@ def main() -> int:
         return sum(c < t for c, *_ in cases) / max(len(cases), 1)
 
     print("threshold  abstention_recall  false_refusal  correctness  worst_set_false_refusal")
-    chosen = None
-    for i in range(20, 71):
-        t = i / 100
+    # (threshold, abstention recall, pooled false refusal) within the limits
+    allowed: list[tuple[float, float, float]] = []
+    for i in range(200, 701, 5):  # 0.200 to 0.700 in steps of 0.005
+        t = i / 1000
         recall = share_below(t, unanswerable)
         pooled = share_below(t, answerable)
         worst = max(share_below(t, [r for r in answerable if r[3] == n]) for n in names)
         correct = sum(c >= t and ok for c, _, ok, _ in answerable) / max(len(answerable), 1)
-        print(f"{t:9.2f}  {recall:17.3f}  {pooled:13.3f}  {correct:11.3f}  {worst:23.3f}")
+        print(f"{t:9.3f}  {recall:17.3f}  {pooled:13.3f}  {correct:11.3f}  {worst:23.3f}")
         if pooled <= MAX_REFUSAL and worst <= MAX_REFUSAL_PER_SET:
-            chosen = t
-    print(f"highest threshold with pooled false refusal <= {MAX_REFUSAL} and every set's "
-          f"<= {MAX_REFUSAL_PER_SET}: {chosen}")
+            allowed.append((t, recall, pooled))
+    if not allowed:
+        print("no threshold keeps false refusal within the limits")
+        return 1
+    best = max(r for _, r, _ in allowed)
+    least = min(f for _, r, f in allowed if r == best)
+    tied = [t for t, r, f in allowed if r == best and f == least]
+    chosen = tied[(len(tied) - 1) // 2]
+    print(
+        f"best abstention recall with pooled false refusal <= {MAX_REFUSAL} and every set's "
+        f"<= {MAX_REFUSAL_PER_SET}: {best:.3f}; of these, the least false refusal ({least:.3f}) "
+        f"from {tied[0]} to {tied[-1]}; middle: {chosen}"
+    )
     return 0
 
 

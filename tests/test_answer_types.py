@@ -1,6 +1,13 @@
 import pytest
 
-from assistant.answer_types import asks_to_override, expected_type, has_type
+from assistant.answer_types import (
+    asks_to_override,
+    expected_type,
+    has_type,
+    named_thing,
+    opposite_direction,
+    person_mentions,
+)
 from assistant.core import _with_history
 from assistant.extractive import question_names
 
@@ -19,7 +26,14 @@ from assistant.extractive import question_names
         ("What is the full name of the analyst?", "person_full"),
         ("Who met the minister?", "person"),
         ("Where did he arrive?", "entity"),
-        ("What did the analyst say about the ruble?", None),
+        ("What did the analyst say about the ruble?", "speech"),
+        ("What has the mayor told the council?", "speech"),
+        ("What is the name of the state-owned news agency?", "entity"),
+        ("Which three cabinet officials did the White House send?", "entity"),
+        ("Which minister did the White House invite?", "person"),
+        ("What is the name of China's new foreign minister?", "person"),
+        ("What phrase did President Biden use?", None),
+        ("What did the report find?", None),
     ],
 )
 def test_expected_type_reads_the_question_wording(question: str, kind: str | None) -> None:
@@ -80,3 +94,38 @@ def test_follow_up_adds_names_from_the_last_answer_only_for_pronouns() -> None:
         {"role": "assistant", "content": "the defense minister [1]"},
     ]
     assert _with_history("Where did he go?", no_names) == "Li Shangfu Where did he go?"
+
+
+def test_speech_needs_a_quotation_or_a_reporting_verb() -> None:
+    q = "What did Xi say to Lukashenko?"
+    assert not has_type("Mr. Lukashenko visited Beijing and was welcomed by Mr. Xi.", "speech", q)
+    assert has_type("Mr. Xi told him that ties were strong.", "speech", q)
+    assert has_type("“Ties are strong,” Mr. Xi said.", "speech", q)
+
+
+def test_person_mentions_are_titled_or_two_names_and_not_places() -> None:
+    assert person_mentions("On Thursday, Gen. Li sat down with Mr. Lukashenko.") == [
+        ["li"],
+        ["lukashenko"],
+    ]
+    assert person_mentions("Su Tzu-yun, a senior analyst, said so.") == [["su", "tzu", "yun"]]
+    # a sentence's first word is capitalised anyway; "River Aske" is a place
+    assert person_mentions("Neither China’s ministry nor Xinhua mentioned it.") == []
+    assert person_mentions("It lies on the west bank of River Aske.") == []
+    assert not has_type("Officials went to the Biden administration.", "person", "Who went?")
+
+
+def test_opposite_direction_reads_only_the_asking_clause() -> None:
+    fall = "By how much did trade fall last year?"
+    assert opposite_direction(fall, "Trade increased by over 30 percent last year.")
+    assert not opposite_direction(fall, "Trade dropped by 5 percent last year.")
+    assert not opposite_direction(fall, "Trade rose, then fell by 5 percent.")
+    given = "In the month China's share fell to 13 percent, what share did Mexico reach?"
+    assert not opposite_direction(given, "Mexico's share was rising over 15 percent.")
+
+
+def test_named_thing_is_the_head_noun_of_the_name_asked_for() -> None:
+    assert named_thing("What is the name of the brewery in Millbridge?") == "brewery"
+    assert named_thing("What is the name of the moor where the river rises?") == "moor"
+    assert named_thing("What is the name of Belarus's state-owned news agency?") == "agency"
+    assert named_thing("What does the town's medieval name mean?") is None

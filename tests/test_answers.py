@@ -168,3 +168,34 @@ def test_a_number_question_is_not_answered_by_a_sentence_without_one(tmp_path) -
     assert not when.abstained and "last spring" in when.text
     staff = a.ask("How many people does the Harrow quarry employ?")
     assert not staff.abstained and "42 people" in staff.text
+
+
+def test_questions_the_documents_only_seem_to_answer_are_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Each refused question shares most words with a sentence that answers something else."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "harbour.txt").write_text(
+        "Mayor Ada Birch opened the new harbour wall in Kelby on 3 May.\n\n"
+        "Fish landings at Kelby increased by 12 percent last year, the harbour board said.\n\n"
+        "The harbour board was welcomed by Mayor Birch at the town hall.\n\n"
+        "Local businesses include a boatyard, a smokehouse and two chandlers.\n",
+        encoding="utf-8",
+    )
+    a = Assistant(seeds_dir=seeds, index_dir=tmp_path / "index")
+    answered = {
+        "When did Mayor Ada Birch open the harbour wall?": "3 May",
+        "By how much did fish landings at Kelby increase last year?": "12 percent",
+    }
+    for question, expected in answered.items():
+        ans = a.ask(question)
+        assert not ans.abstained and expected in ans.text, question
+    refused = [
+        "By how much did fish landings at Kelby fall last year?",  # the other direction
+        "What did Mayor Birch say to the harbour board?",  # no speech in the sentence
+        "When did Mayor Ada Birch open the harbour wall in Portree?",  # placed elsewhere
+        "What did the harbour board say about Norway?",  # a name the documents never mention
+        "What is the name of the boatyard's owner?",  # no name in the documents
+    ]
+    for question in refused:
+        ans = a.ask(question)
+        assert ans.abstained and ans.citations == [], (question, ans.text)
