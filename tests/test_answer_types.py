@@ -28,6 +28,7 @@ from assistant.extractive import question_names
         ("Where did he arrive?", "entity"),
         ("What did the analyst say about the ruble?", "speech"),
         ("What has the mayor told the council?", "speech"),
+        ("What does the article say about the ruble?", None),
         ("What is the name of the state-owned news agency?", "entity"),
         ("Which three cabinet officials did the White House send?", "entity"),
         ("Which minister did the White House invite?", "person"),
@@ -101,6 +102,7 @@ def test_speech_needs_a_quotation_or_a_reporting_verb() -> None:
     assert not has_type("Mr. Lukashenko visited Beijing and was welcomed by Mr. Xi.", "speech", q)
     assert has_type("Mr. Xi told him that ties were strong.", "speech", q)
     assert has_type("“Ties are strong,” Mr. Xi said.", "speech", q)
+    assert has_type("The report found that rents rose.", "speech", "What did the report say?")
 
 
 def test_person_mentions_are_titled_or_two_names_and_not_places() -> None:
@@ -120,6 +122,7 @@ def test_opposite_direction_reads_only_the_asking_clause() -> None:
     assert opposite_direction(fall, "Trade increased by over 30 percent last year.")
     assert not opposite_direction(fall, "Trade dropped by 5 percent last year.")
     assert not opposite_direction(fall, "Trade rose, then fell by 5 percent.")
+    assert not opposite_direction("Did trade fall?", "Trade increased by 30 percent.")
     given = "In the month China's share fell to 13 percent, what share did Mexico reach?"
     assert not opposite_direction(given, "Mexico's share was rising over 15 percent.")
 
