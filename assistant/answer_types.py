@@ -58,7 +58,7 @@ _PASSAGE = {
     ),
     "speech": re.compile(
         # a quotation, or a verb or noun of saying, writing, finding or thinking
-        r"[“”\"]|\b(?:sa(?:id|ys|y)|t(?:old|ells?)|stated?|states|not(?:ed|es)|add(?:ed|s)|"
+        r"[“”\"]|\b(?:sa(?:id|ys|y)|t(?:old|ells?)|stated|not(?:ed|es)|add(?:ed|s)|"
         r"remark(?:ed|s)?|describ(?:ed|es)|call(?:ed|s)|claim(?:ed|s)|announc(?:ed|es)|"
         r"warn(?:ed|s)|argu(?:ed|es)|quot(?:ed|es)|wr(?:ote|ites|itten)|mention(?:ed|s)|"
         r"stress(?:ed|es)|emphasi[sz](?:ed|es)|explain(?:ed|s)|insist(?:ed|s)|declar(?:ed|es)|"
@@ -291,6 +291,7 @@ fall falls fell fallen falling drop drops dropped dropping decline declined decl
 decreased decreasing shrink shrank shrunk plunge plunged slump slumped sink sank
 """.split()  # noqa: SIM905
 )
+_SEASON = re.compile(r"\b(?:last|this|next|that|the|early|late|in)\s+fall\b", re.I)  # autumn
 _WH_WORD = re.compile(r"\b(?:what|which|who|whom|whose|when|where|why|how)\b", re.I)
 _WH_CLAUSE = re.compile(
     r"(?:^|[,;:]\s+)(?=(?:what|which|who|whom|whose|when|where|why|how)\b)", re.I
@@ -308,8 +309,8 @@ def opposite_direction(question: str, passage: str) -> bool:
     if not _WH_WORD.search(question):
         return False  # "Did trade fall?" is answered by "trade increased" too: no
     starts = [m.end() for m in _WH_CLAUSE.finditer(question)]
-    asked = set(words(question[starts[-1] :] if starts else question))
-    said = set(words(passage))
+    asked = set(words(_SEASON.sub(" ", question[starts[-1] :] if starts else question)))
+    said = set(words(_SEASON.sub(" ", passage)))
     for one, other in ((_UP, _DOWN), (_DOWN, _UP)):
         if asked & one and not asked & other and said & other and not said & one:
             return True

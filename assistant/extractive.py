@@ -121,7 +121,7 @@ class ExtractiveAnswerer:
         the sentence uses the same preposition before a name the question does not have."""
         asked = set(tokenize(question))
         for m in _PLACED.finditer(question):
-            if m.start() == 0 or not set(tokenize(m.group(1))) & set(missing):
+            if not set(tokenize(m.group(1))) & set(missing):
                 continue
             prep = m.group().split(None, 1)[0].lower()
             for n in _PLACED.finditer(text):

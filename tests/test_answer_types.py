@@ -123,6 +123,7 @@ def test_opposite_direction_reads_only_the_asking_clause() -> None:
     assert not opposite_direction(fall, "Trade dropped by 5 percent last year.")
     assert not opposite_direction(fall, "Trade rose, then fell by 5 percent.")
     assert not opposite_direction("Did trade fall?", "Trade increased by 30 percent.")
+    assert not opposite_direction("How many troops came last fall?", "Troop numbers grew.")
     given = "In the month China's share fell to 13 percent, what share did Mexico reach?"
     assert not opposite_direction(given, "Mexico's share was rising over 15 percent.")
 
