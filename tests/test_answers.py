@@ -9,6 +9,14 @@ from tests.conftest import SEED
 TEXT = SEED.read_text(encoding="utf-8")
 
 
+def assistant_on(tmp_path, name: str, text: str) -> Assistant:  # type: ignore[no-untyped-def]
+    """An assistant over one document written for the test."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / name).write_text(text, encoding="utf-8")
+    return Assistant(seeds_dir=seeds, index_dir=tmp_path / "index")
+
+
 def check_citations(ans: Answer) -> None:
     for c in ans.citations:
         assert c.source == SEED.name
@@ -116,14 +124,11 @@ def test_follow_up_with_a_pronoun_uses_the_history(seed_assistant: Assistant) ->
 
 
 def test_bridged_answer_cites_the_sentence_that_names_the_answer(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    seeds = tmp_path / "seeds"
-    seeds.mkdir()
     text = (
         "On Friday, the inspector met Mr. Okafor at the old tram depot. The depot roof leaks "
         "in winter. Engineer Chidi Okafor designed the depot in 1990.\n"
     )
-    (seeds / "depot.txt").write_text(text, encoding="utf-8")
-    a = Assistant(seeds_dir=seeds, index_dir=tmp_path / "index")
+    a = assistant_on(tmp_path, "depot.txt", text)
     ans = a.ask("What is the full name of the man the inspector met on Friday?")
     assert not ans.abstained
     assert "Chidi Okafor" in ans.text
@@ -153,15 +158,13 @@ def test_follow_up_with_a_pronoun_answers_the_new_question(seed_assistant: Assis
 
 
 def test_a_number_question_is_not_answered_by_a_sentence_without_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    seeds = tmp_path / "seeds"
-    seeds.mkdir()
-    (seeds / "quarry.txt").write_text(
+    a = assistant_on(
+        tmp_path,
+        "quarry.txt",
         "The county council sent inspectors to the Harrow quarry last spring.\n\n"
         "The inspectors wrote a long report about the dust and the noise.\n\n"
         "The quarry employs 42 people and ships gravel by rail.\n",
-        encoding="utf-8",
     )
-    a = Assistant(seeds_dir=seeds, index_dir=tmp_path / "index")
     how_many = a.ask("How many inspectors did the county council send to the Harrow quarry?")
     assert how_many.abstained and how_many.citations == []
     when = a.ask("When did the county council send inspectors to the quarry?")
@@ -172,16 +175,14 @@ def test_a_number_question_is_not_answered_by_a_sentence_without_one(tmp_path) -
 
 def test_questions_the_documents_only_seem_to_answer_are_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Each refused question shares most words with a sentence that answers something else."""
-    seeds = tmp_path / "seeds"
-    seeds.mkdir()
-    (seeds / "harbour.txt").write_text(
+    a = assistant_on(
+        tmp_path,
+        "harbour.txt",
         "Mayor Ada Birch opened the new harbour wall in Kelby on 3 May.\n\n"
         "Fish landings at Kelby increased by 12 percent last year, the harbour board said.\n\n"
         "The harbour board was welcomed by Mayor Birch at the town hall.\n\n"
         "Local businesses include a boatyard, a smokehouse and two chandlers.\n",
-        encoding="utf-8",
     )
-    a = Assistant(seeds_dir=seeds, index_dir=tmp_path / "index")
     answered = {
         "When did Mayor Ada Birch open the harbour wall?": "3 May",
         "By how much did fish landings at Kelby increase last year?": "12 percent",
