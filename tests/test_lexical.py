@@ -26,20 +26,13 @@ def test_inflections_share_one_token(forms: list[str], base: str) -> None:
 
 def test_short_and_double_e_words_keep_their_ending() -> None:
     assert [stem(w) for w in ["tree", "agree", "free", "eye", "pie", "tie"]] == [
-        "tree",
-        "agree",
-        "free",
-        "eye",
-        "pie",
-        "tie",
+        "tree", "agree", "free", "eye", "pie", "tie"
     ]
 
 
 def test_question_tokens_drop_the_answer_frame_and_references_to_the_text() -> None:
     assert question_tokens("What is the full name of the president Li met?") == [
-        "president",
-        "li",
-        "meet",
+        "president", "li", "meet"
     ]
     assert question_tokens("How many days did the visit last?") == ["day", "visit", "last"]
     assert question_tokens("In which year was the mill built?") == ["mill", "build"]
@@ -48,7 +41,6 @@ def test_question_tokens_drop_the_answer_frame_and_references_to_the_text() -> N
     assert "name" in question_tokens("Why did the town change its name?")
     assert tokenize("the date of the treaty") == ["date", "treaty"]
     assert question_tokens("What does the text say about the leaked document?") == [
-        "leak",
-        "document",
+        "leak", "document"
     ]
     assert tokenize("the text of the leaked document") == ["text", "leak", "document"]
