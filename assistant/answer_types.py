@@ -298,20 +298,34 @@ _WH_CLAUSE = re.compile(
 )
 
 
-def opposite_direction(question: str, passage: str) -> bool:
-    """The question asks about a fall and the passage only reports a rise, or the reverse.
+def asked_direction(question: str) -> frozenset[str] | None:
+    """The direction a question asks about (the rise words or the fall words), if any.
 
-    "By how much did trade fall?" is not answered by "trade increased by over 30 percent". Only
-    questions with a question word count, and only the clause that asks is read: in "In the
-    month that China's share fell to 13 percent, what share did Mexico reach?" the fall is a
-    given, not the asked direction.
+    "By how much did trade fall?" asks about a fall. Only questions with a question word count
+    ("Did trade fall?" is answered by "trade increased" too: no), and only the clause that asks
+    is read: in "In the month that China's share fell to 13 percent, what share did Mexico
+    reach?" the fall is a given, not the asked direction.
     """
     if not _WH_WORD.search(question):
-        return False  # "Did trade fall?" is answered by "trade increased" too: no
+        return None
     starts = [m.end() for m in _WH_CLAUSE.finditer(question)]
     asked = set(words(_SEASON.sub(" ", question[starts[-1] :] if starts else question)))
-    said = set(words(_SEASON.sub(" ", passage)))
     for one, other in ((_UP, _DOWN), (_DOWN, _UP)):
-        if asked & one and not asked & other and said & other and not said & one:
-            return True
-    return False
+        if asked & one and not asked & other:
+            return one
+    return None
+
+
+def goes_the_other_way(direction: frozenset[str] | None, passage: str) -> bool:
+    """The passage reports only the opposite of `direction` (see `asked_direction`)."""
+    if direction is None:
+        return False
+    other = _DOWN if direction is _UP else _UP
+    said = set(words(_SEASON.sub(" ", passage)))
+    return bool(said & other) and not said & direction
+
+
+def opposite_direction(question: str, passage: str) -> bool:
+    """The question asks about a fall and the passage only reports a rise, or the reverse:
+    "By how much did trade fall?" is not answered by "trade increased by over 30 percent"."""
+    return goes_the_other_way(asked_direction(question), passage)

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 from .answer_types import (
     STRICT_KINDS,
+    asked_direction,
     expected_type,
+    goes_the_other_way,
     has_type,
     named_thing,
-    opposite_direction,
     person_mentions,
 )
 from .lexical import tokenize
@@ -58,6 +59,39 @@ def question_names(question: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+@dataclass(frozen=True)
+class Asked:
+    """What the checks read from a question, worked out once and used for every sentence."""
+
+    question: str
+    q_tokens: frozenset[str]  # its content tokens, without the answer frame
+    kind: str | None  # the kind of answer (answer_types.expected_type)
+    names: list[str]  # question_names
+    thing: frozenset[str] | None  # what "the name of the X" asks to name (not for people)
+    direction: frozenset[str] | None  # the rise or fall words it asks about
+    places: list[tuple[str, frozenset[str]]]  # "in Moscow": ("in", {"moscow"})
+
+    @classmethod
+    def read(cls, question: str, q_tokens: list[str]) -> Asked:
+        kind = expected_type(question)
+        # Not for people: a role is often paraphrased ("his counterpart" / "Defense Minister
+        # Viktor Khrenin"), and the person check already asks for a name.
+        thing = named_thing(question) if kind not in ("person", "person_full") else None
+        places = [
+            (m.group().split(None, 1)[0].lower(), frozenset(tokenize(m.group(1))))
+            for m in _PLACED.finditer(question)
+        ]
+        return cls(
+            question,
+            frozenset(q_tokens),
+            kind,
+            question_names(question),
+            frozenset(tokenize(thing)) if thing else None,
+            asked_direction(question),
+            places,
+        )
+
+
 @dataclass
 class Pick:
     """A chosen span of a sentence, and the confidence it was chosen with."""
@@ -77,24 +111,21 @@ class ExtractiveAnswerer:
         self.threshold = threshold
         self.max_sentences = max_sentences
 
-    def penalty(self, ev: Evidence, question: str, q_tokens: list[str], kind: str | None) -> float:
+    def penalty(self, ev: Evidence, asked: Asked) -> float:
         """What the answer-type, direction, naming and novelty checks take off a sentence."""
         cut = 0.0
-        if not has_type(ev.text, kind, question):
-            cut += STRICT_TYPE_PENALTY if kind in STRICT_KINDS else TYPE_PENALTY
-        if opposite_direction(question, ev.text):
+        if not has_type(ev.text, asked.kind, asked.question):
+            cut += STRICT_TYPE_PENALTY if asked.kind in STRICT_KINDS else TYPE_PENALTY
+        if goes_the_other_way(asked.direction, ev.text):
             cut += DIRECTION_PENALTY
-        # "the name of the brewery" from a sentence without a brewery. Not for people: a role is
-        # often paraphrased ("his counterpart" / "Defense Minister Viktor Khrenin"), and the
-        # person check above already asks for a name.
-        thing = named_thing(question) if kind not in ("person", "person_full") else None
-        if thing and not set(tokenize(thing)) <= self.retriever.context_tokens(ev.sent):
+        # "the name of the brewery" from a sentence without a brewery
+        if asked.thing and not asked.thing <= self.retriever.context_tokens(ev.sent):
             cut += TYPE_PENALTY
-        if not self.retriever.sentence_tokens(ev.sent) - set(q_tokens):
+        if not self.retriever.sentence_tokens(ev.sent) - asked.q_tokens:
             cut += 0.25  # the sentence says nothing the question does not
-        missing = self.missing_names(ev, question)
+        missing = self.missing_names(ev, asked.names)
         cut += NAME_PENALTY * min(len(missing), 2)
-        if missing and self._placed_elsewhere(question, ev.text, missing):
+        if missing and self._placed_elsewhere(asked, ev.text, missing):
             cut += PLACE_PENALTY
         return cut
 
@@ -116,27 +147,26 @@ class ExtractiveAnswerer:
         return list(dict.fromkeys(out))
 
     @staticmethod
-    def _placed_elsewhere(question: str, text: str, missing: list[str]) -> bool:
+    def _placed_elsewhere(asked: Asked, text: str, missing: list[str]) -> bool:
         """The question puts its event "in/at/to/from X", X is missing from the sentence, and
         the sentence uses the same preposition before a name the question does not have."""
-        asked = set(tokenize(question))
-        for m in _PLACED.finditer(question):
-            if not set(tokenize(m.group(1))) & set(missing):
-                continue
-            prep = m.group().split(None, 1)[0].lower()
-            for n in _PLACED.finditer(text):
-                if n.group().split(None, 1)[0].lower() == prep and not (
-                    set(tokenize(n.group(1))) <= asked
-                ):
-                    return True
+        preps = {prep for prep, name in asked.places if name & set(missing)}
+        if not preps:
+            return False
+        question_tokens = set(tokenize(asked.question))
+        for n in _PLACED.finditer(text):
+            if n.group().split(None, 1)[0].lower() in preps and not (
+                set(tokenize(n.group(1))) <= question_tokens
+            ):
+                return True
         return False
 
-    def missing_names(self, ev: Evidence, question: str) -> list[str]:
-        """Names in the question that neither the sentence nor the one before it mentions.
+    def missing_names(self, ev: Evidence, names: list[str]) -> list[str]:
+        """The question's `names` (question_names) that neither the sentence nor the one before
+        it mentions.
 
         "When will Li visit Washington?" is not answered by a sentence about Li in Minsk.
         """
-        names = question_names(question)
         if not names:
             return []
         have = self.retriever.context_tokens(ev.sent)
@@ -154,16 +184,17 @@ class ExtractiveAnswerer:
         """
         if not evidence:
             return [], 0.0
-        kind = expected_type(question)
+        asked = Asked.read(question, q_tokens)
+        kind = asked.kind
         # a name the documents never mention lowers every sentence alike
         unknown = UNKNOWN_NAME_PENALTY * min(len(self.unknown_names(question)), 2)
         ranked = []
         for e in evidence:
-            cut = self.penalty(e, question, q_tokens, kind) + unknown
+            cut = self.penalty(e, asked) + unknown
             ranked.append((e.score - cut, e.support - cut, e))
         ranked.sort(key=lambda p: -p[0])
         best_score, best_conf, best = ranked[0]
-        bridged = self._bridged(question, q_tokens, kind, evidence)
+        bridged = self._bridged(asked, q_tokens, evidence)
         if bridged is not None and bridged[0] - unknown > best_score:
             _, conf, first, second = bridged
             conf -= unknown
@@ -189,7 +220,7 @@ class ExtractiveAnswerer:
         return [self._trim(ev, conf, question, q_tokens, kind) for conf, ev in chosen], best_conf
 
     def _bridged(
-        self, question: str, q_tokens: list[str], kind: str | None, evidence: list[Evidence]
+        self, asked: Asked, q_tokens: list[str], evidence: list[Evidence]
     ) -> tuple[float, float, Evidence, Evidence] | None:
         """Two-sentence answers: the sentence that matches the question best names someone or
         something, and another sentence about that name holds the asked-for kind of answer.
@@ -199,20 +230,20 @@ class ExtractiveAnswerer:
         "What is the full name of the president Li met on Thursday?" — "On Thursday, Gen. Li sat
         down with Mr. Lukashenko" + "Belarusian President Aleksandr Lukashenko said…".
         """
+        question, kind = asked.question, asked.kind
         if kind not in BRIDGE_KINDS:
             return None
         top = max(evidence, key=lambda e: e.score)
         if has_type(top.text, kind, question):
             return None
-        asked = set(q_tokens)
         person = kind in ("person", "person_full")
         if person:
             # the link is someone the top sentence names ("sat down with Mr. Lukashenko"), not a
             # name used as a modifier ("the Biden administration")
             links = {t for plain in person_mentions(top.text) for t in tokenize(" ".join(plain))}
-            links -= asked
+            links -= asked.q_tokens
         else:
-            links = {t for t in question_names(" " + top.text) if t not in asked}
+            links = {t for t in question_names(" " + top.text) if t not in asked.q_tokens}
         if not links:
             return None
         side = self.retriever.side
@@ -248,7 +279,7 @@ class ExtractiveAnswerer:
             0.0,
             top.chunk_rank,
         )
-        cut = NAME_PENALTY * min(len(self.missing_names(top, question)), 2) + BRIDGE_COST
+        cut = NAME_PENALTY * min(len(self.missing_names(top, asked.names)), 2) + BRIDGE_COST
         return top.score - cut, top.support - cut, top, second
 
     @staticmethod
