@@ -1,7 +1,7 @@
 """Grounded question answering with verified character-span citations."""
 
-from .core import Assistant
-from .errors import (
+from assistant.core import Assistant
+from assistant.errors import (
     AssistantError,
     BackendError,
     BadInputError,
@@ -12,7 +12,7 @@ from .errors import (
     ModelError,
     SeedsError,
 )
-from .types import Answer, Citation, IngestSummary
+from assistant.types import Answer, Citation, IngestSummary
 
 __all__ = [
     "Answer",

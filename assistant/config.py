@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from .errors import ConfigError
+from assistant.errors import ConfigError
 
 ENV_PREFIX = "ASSISTANT_"
 

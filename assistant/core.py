@@ -10,10 +10,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .citations import SourceReader, verify
-from .config import Settings
-from .errors import BadInputError, IndexMissingError
-from .types import Answer, Citation, IngestSummary
+from assistant.answering.citations import SourceReader, verify
+from assistant.config import Settings
+from assistant.errors import BadInputError, IndexMissingError
+from assistant.types import Answer, Citation, IngestSummary
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class Assistant:
         self._store: Any = None
         self._chat_model = chat_model
         self._engine: Any = None
-        self._engine_version: Any = None  # index.build_key of the loaded manifest
+        self._engine_version: Any = None  # build_key of the loaded manifest
         self._lock = threading.RLock()
         self._reader = SourceReader(settings.seeds_dir, settings.max_file_mb)
 
@@ -48,7 +48,7 @@ class Assistant:
     @property
     def encoder(self) -> Any:
         if self._encoder is None:
-            from .embedding import MiniLMEncoder
+            from assistant.indexing.embedding import MiniLMEncoder
 
             self._encoder = MiniLMEncoder(
                 self.settings.model_path,
@@ -60,7 +60,7 @@ class Assistant:
     def _new_store(self) -> Any:
         if self._store_factory is not None:
             return self._store_factory()
-        from .store import ChromaStore
+        from assistant.indexing.store import ChromaStore
 
         s = self.settings  # a Chroma server when chroma_url is set (docs/deployment.md)
         return ChromaStore(s.index_dir / "chroma", url=s.chroma_url or None, token=s.chroma_token,
@@ -78,7 +78,7 @@ class Assistant:
         """The answering mode that runs: `llm` or `extractive` (`auto` is resolved here)."""
         if self.settings.mode != "auto":
             return self.settings.mode
-        from .llm import llm_configured
+        from assistant.llm.client import llm_configured
 
         return "llm" if self._chat_model is not None or llm_configured() else "extractive"
 
@@ -86,7 +86,7 @@ class Assistant:
     def chat_model(self) -> Any:
         with self._lock:
             if self._chat_model is None:
-                from .llm import OpenAIChatModel
+                from assistant.llm.client import OpenAIChatModel
 
                 self._chat_model = OpenAIChatModel.from_settings(self.settings)
             return self._chat_model
@@ -98,9 +98,9 @@ class Assistant:
         Asks keep answering from the previous version meanwhile (no lock held here: the index's
         file lock orders ingests, and the next ask loads the new version).
         """
-        from . import index
+        from assistant.indexing.ingest import ingest
 
-        return index.ingest(self.settings, lambda: self.encoder, lambda: self.store,
+        return ingest(self.settings, lambda: self.encoder, lambda: self.store,
                             rebuild=rebuild, progress=progress)
 
     def ask(self, question: str, *, history: list[dict[str, str]] | None = None) -> Answer:
@@ -126,7 +126,7 @@ class Assistant:
 
     def _ask_llm(self, question: str, history: list[dict[str, str]] | None, *, stream: bool
                  ) -> Iterator[str | Answer]:
-        from .llm_answer import LLMAnswerer
+        from assistant.answering.llm_answer import LLMAnswerer
 
         t0 = time.perf_counter()
         question = self._check_question(question)
@@ -147,7 +147,7 @@ class Assistant:
         search_text = _with_history(question, history)
         retrieval = engine.retriever.retrieve(question, search_text=search_text)
         t2 = time.perf_counter()
-        from .answer_types import asks_to_override
+        from assistant.answering.answer_types import asks_to_override
 
         instruction = asks_to_override(question)
         picks, confidence = ([], 0.0) if instruction else engine.answerer.pick(
@@ -183,7 +183,7 @@ class Assistant:
 
     def status(self) -> dict[str, Any]:
         """What is indexed: documents, chunks, model, build time."""
-        from .index import read_manifest
+        from assistant.indexing.manifest import read_manifest
 
         manifest = read_manifest(self.settings.index_dir)
         if manifest is None:
@@ -238,21 +238,22 @@ class Assistant:
             raise errors[0]
 
     def _ensure_engine(self) -> Any:
-        from . import index
+        from assistant.indexing.manifest import build_key, read_manifest
+        from assistant.indexing.sidecar import load_current
 
         with self._lock:
-            manifest = index.read_manifest(self.settings.index_dir)
+            manifest = read_manifest(self.settings.index_dir)
             if manifest is None:
                 log.info("No index yet in %s: building it.", self.settings.index_dir)
                 self.ingest()
-                manifest = index.read_manifest(self.settings.index_dir)
+                manifest = read_manifest(self.settings.index_dir)
             if manifest is None:
                 raise IndexMissingError(f"There is no index in {self.settings.index_dir}.",
                                         "Build it with: assistant ingest")
-            if self._engine is None or self._engine_version != index.build_key(manifest):
+            if self._engine is None or self._engine_version != build_key(manifest):
                 self._warm_up_in_parallel()
-                self._engine = _Engine(self, *index.load_current(self.settings))
-                self._engine_version = index.build_key(self._engine.manifest)
+                self._engine = _Engine(self, *load_current(self.settings))
+                self._engine_version = build_key(self._engine.manifest)
             return self._engine
 
 
@@ -260,10 +261,10 @@ class _Engine:
     """The loaded index of one version: retriever and answerer."""
 
     def __init__(self, owner: Assistant, manifest: dict[str, Any], side: Any) -> None:
-        from .extractive import ExtractiveAnswerer
-        from .index import bind_store
-        from .lexical import LexicalIndex
-        from .retrieve import HybridRetriever
+        from assistant.answering.extractive import ExtractiveAnswerer
+        from assistant.answering.retrieve import HybridRetriever
+        from assistant.indexing.lexical import LexicalIndex
+        from assistant.indexing.manifest import bind_store
 
         s = owner.settings
         self.manifest = manifest
@@ -288,7 +289,7 @@ class _Engine:
 
 
 def _abstain_text() -> str:
-    from .extractive import ABSTAIN_TEXT
+    from assistant.answering.extractive import ABSTAIN_TEXT
 
     return ABSTAIN_TEXT
 
@@ -317,7 +318,7 @@ def _with_history(question: str, history: list[dict[str, str]] | None) -> str | 
 
 def _names(text: str) -> list[str]:
     """Capitalised word runs of a text, without sentence-initial common words or markers."""
-    from .lexical import STOPWORDS
+    from assistant.indexing.lexical import STOPWORDS
 
     text = re.sub(r"\[\d+\]", "", text)
     found = []

@@ -7,7 +7,7 @@
 
 Each prints the functions with the largest cumulative time. The cold profile must run in a fresh
 process (it is what this command is), so imports are included; import time itself is better read
-with `python -X importtime -m assistant.cli ask ...` (docs/performance.md).
+with `python -X importtime -m assistant.interfaces.cli ask ...` (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def memory_steps(index: Path, question: str = QUESTION) -> None:
 
     step("import chromadb")
     assistant = Assistant(seeds_dir=ROOT / "seeds", index_dir=index, mode="extractive")
-    assistant.store  # noqa: B018
+    assistant.indexing.store  # noqa: B018
     step("open the Chroma client (ChromaStore)")
     assistant.encoder  # noqa: B018
     step("MiniLMEncoder (sha256 check, ORT session)")

@@ -71,7 +71,7 @@ def child_env() -> dict[str, str]:
 
 def assistant_cmd() -> list[str]:
     script = Path(sys.executable).with_name("assistant")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "assistant.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "assistant"]
 
 
 # -- cold start ------------------------------------------------------------------------------------
@@ -176,7 +176,7 @@ _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 def import_profile(seeds: Path, index: Path, question: str, top: int = 12) -> dict[str, Any]:
     """`python -X importtime` of a cold ask: cumulative time of each top-level import."""
-    cmd = [sys.executable, "-X", "importtime", "-m", "assistant.cli", "ask", "--seeds",
+    cmd = [sys.executable, "-X", "importtime", "-m", "assistant", "ask", "--seeds",
            str(seeds), "--index", str(index), question]
     r = run_process(cmd, env=child_env(), cwd=str(ROOT))
     top_level: dict[str, int] = {}
@@ -189,8 +189,8 @@ def import_profile(seeds: Path, index: Path, question: str, top: int = 12) -> di
             top_level[root] = top_level.get(root, 0) + cumulative
     ranked = sorted(top_level.items(), key=lambda kv: -kv[1])
     watch = ["chromadb", "bm25s", "scipy", "scipy.sparse", "numpy", "onnxruntime", "tokenizers",
-             "llama_index", "pydantic", "httpx", "opentelemetry", "jsonschema", "assistant.index",
-             "assistant.retrieve", "assistant.extractive", "assistant.store"]
+             "llama_index", "pydantic", "httpx", "opentelemetry", "jsonschema", "assistant.indexing.sidecar",
+             "assistant.answering.retrieve", "assistant.answering.extractive", "assistant.indexing.store"]
     return {
         "wall_s": round(r.wall_s, 3),
         "imports_ms": round(sum(top_level.values()) / 1000, 1),

@@ -58,7 +58,7 @@ class HashingEncoder:
 
 def raw_model_throughput(sentences: list[str]) -> dict[str, Any]:
     """MiniLMEncoder.encode on exactly the sentences an ingest embeds: the practical ceiling."""
-    from assistant.embedding import MiniLMEncoder
+    from assistant.indexing.embedding import MiniLMEncoder
 
     t0 = time.perf_counter()
     encoder = MiniLMEncoder()
@@ -112,7 +112,7 @@ def _assistant(args: argparse.Namespace, encoder: Any = None) -> Any:
 
     store_factory = None
     if args.url:
-        from assistant.store import ChromaStore
+        from assistant.indexing.store import ChromaStore
 
         def store_factory() -> Any:
             return ChromaStore(args.index / "chroma", url=args.url)
@@ -126,7 +126,7 @@ def corpus_texts(folder: Path) -> list[str]:
 
 
 def corpus_sentences(texts: list[str]) -> list[str]:
-    from assistant.text import parse_document
+    from assistant.documents.splitter import parse_document
 
     return [s.text for t in texts for s in parse_document(t).sentences]
 

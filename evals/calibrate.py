@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from assistant import Assistant
-from assistant.evaluation import load_cases, normalize
+from assistant.evaluation.harness import load_cases, normalize
 
 ROOT = Path(__file__).resolve().parent.parent
 # The target is 0.05; calibrate with a margin, since unseen questions will not score exactly alike.

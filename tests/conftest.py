@@ -37,6 +37,6 @@ def seed_assistant(tmp_path_factory: pytest.TempPathFactory) -> Assistant:
 
 @pytest.fixture(scope="session")
 def encoder():  # type: ignore[no-untyped-def]
-    from assistant.embedding import MiniLMEncoder
+    from assistant.indexing.embedding import MiniLMEncoder
 
     return MiniLMEncoder()

@@ -1,6 +1,6 @@
 import pytest
 
-from assistant.answer_types import (
+from assistant.answering.answer_types import (
     asks_to_override,
     expected_type,
     has_type,
@@ -8,8 +8,8 @@ from assistant.answer_types import (
     opposite_direction,
     person_mentions,
 )
+from assistant.answering.extractive import question_names
 from assistant.core import _with_history
-from assistant.extractive import question_names
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 import pytest
 
 from assistant import Answer, Assistant, BadInputError, Citation
-from assistant.citations import SourceReader, verify
+from assistant.answering.citations import SourceReader, verify
 from tests.conftest import SEED
 
 TEXT = SEED.read_text(encoding="utf-8")

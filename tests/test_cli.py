@@ -11,7 +11,7 @@ from tests.conftest import SEED
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "assistant.cli", *args],
+        [sys.executable, "-m", "assistant", *args],
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
@@ -114,7 +114,7 @@ def test_bad_setting_value_is_a_usage_error(dirs: tuple[Path, Path]) -> None:
 def test_ask_does_not_import_gradio_or_torch(dirs: tuple[Path, Path]) -> None:
     seeds, index = dirs
     code = (
-        "import sys; from assistant.cli import main; "
+        "import sys; from assistant.interfaces.cli import main; "
         f"main(['ask', '--seeds', {str(seeds)!r}, '--index', {str(index)!r}, 'Who?']); "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('gradio', 'torch', 'llama_index', 'openai')))"

@@ -3,8 +3,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.embedding import MODEL_SHA256, MiniLMEncoder, default_model_path, verify_model_file
 from assistant.errors import ModelError
+from assistant.indexing.embedding import (
+    MODEL_SHA256,
+    MiniLMEncoder,
+    default_model_path,
+    verify_model_file,
+)
 
 
 def test_model_file_passes_its_checksum() -> None:
@@ -39,7 +44,7 @@ def test_batching_does_not_change_vectors(encoder: MiniLMEncoder) -> None:
 
 
 def test_llama_index_embedding_wrapper_matches_encoder(encoder: MiniLMEncoder) -> None:
-    from assistant.llama_adapter import MiniLMEmbedding
+    from assistant.indexing.llama_adapter import MiniLMEmbedding
 
     emb = MiniLMEmbedding(encoder)
     q = emb.get_query_embedding("Who visited Minsk?")
@@ -58,7 +63,7 @@ TEXTS = [
 
 
 def test_compact_copy_gives_the_same_vectors_as_the_shipped_model(tmp_path: Path) -> None:
-    from assistant.onnx_compact import compacted_model_path
+    from assistant.indexing.onnx_compact import compacted_model_path
 
     path = compacted_model_path(default_model_path(), MODEL_SHA256, tmp_path)
     assert path.parent == tmp_path and path.with_suffix(".onnx.data").is_file()
@@ -68,7 +73,7 @@ def test_compact_copy_gives_the_same_vectors_as_the_shipped_model(tmp_path: Path
 
 
 def test_compact_rewrite_finds_both_embedding_tables_and_nothing_else() -> None:
-    from assistant.onnx_compact import compact_model_bytes
+    from assistant.indexing.onnx_compact import compact_model_bytes
 
     rewritten, count = compact_model_bytes(default_model_path().read_bytes())
     assert count == 2  # word and position embeddings; the MatMul weights are left as they are
@@ -77,7 +82,7 @@ def test_compact_rewrite_finds_both_embedding_tables_and_nothing_else() -> None:
 
 
 def test_compact_copy_is_reused_then_remade_when_damaged(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
-    from assistant.onnx_compact import compacted_model_path
+    from assistant.indexing.onnx_compact import compacted_model_path
 
     first = compacted_model_path(default_model_path(), MODEL_SHA256, tmp_path)
     data = first.with_suffix(".onnx.data")
@@ -92,7 +97,7 @@ def test_compact_copy_is_reused_then_remade_when_damaged(tmp_path: Path, caplog)
 
 
 def test_unwritable_cache_falls_back_to_the_shipped_model(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
-    from assistant.onnx_compact import compacted_model_path
+    from assistant.indexing.onnx_compact import compacted_model_path
 
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the cache folder should be")

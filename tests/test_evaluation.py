@@ -6,10 +6,10 @@ from typing import Any
 import pytest
 
 from assistant import Assistant
-from assistant.cli import build_parser
+from assistant.answering.extractive import ABSTAIN_TEXT
+from assistant.answering.retrieve import HybridRetriever, Retrieval
 from assistant.errors import BadInputError
-from assistant.eval_report import markdown_report, write_plot
-from assistant.evaluation import (
+from assistant.evaluation.harness import (
     aggregate,
     baseline_of,
     case_diff,
@@ -21,9 +21,9 @@ from assistant.evaluation import (
     run_cli,
     token_f1,
 )
-from assistant.extractive import ABSTAIN_TEXT
-from assistant.lexical import tokenize
-from assistant.retrieve import HybridRetriever, Retrieval
+from assistant.evaluation.report import markdown_report, write_plot
+from assistant.indexing.lexical import tokenize
+from assistant.interfaces.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -21,7 +21,7 @@ uvicorn = pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
 from assistant.errors import BackendError, BadInputError  # noqa: E402
-from assistant.http_api import create_app  # noqa: E402
+from assistant.interfaces.http_api import create_app  # noqa: E402
 from assistant.types import Answer, Citation  # noqa: E402
 
 QUOTE = "The lighthouse was built in 1874."

@@ -2,7 +2,7 @@
 
 import pytest
 
-from assistant.lexical import question_tokens, stem, tokenize
+from assistant.indexing.lexical import question_tokens, stem, tokenize
 
 
 @pytest.mark.parametrize(

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 
 from assistant import Answer, Assistant
-from assistant.cli import _stream_to_terminal, main
+from assistant.answering.extractive import ABSTAIN_TEXT
 from assistant.errors import BackendError, ConfigError
-from assistant.evaluation import run_set
-from assistant.extractive import ABSTAIN_TEXT
-from assistant.llm import FakeChatModel
+from assistant.evaluation.harness import run_set
+from assistant.interfaces.cli import _stream_to_terminal, main
+from assistant.llm.client import FakeChatModel
 from tests.conftest import LLM_ENV
 from tests.fake_openai_server import FakeOpenAIServer
 
@@ -476,7 +476,7 @@ def test_cli_streams_then_replaces_the_draft(corpus, encoder, capsys) -> None:
 def test_cli_extractive_cold_path_does_not_import_openai(corpus) -> None:
     env = {k: v for k, v in os.environ.items() if k not in LLM_ENV}
     out = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "assistant.cli", *ask_argv(corpus)],
+        [sys.executable, "-X", "importtime", "-m", "assistant", *ask_argv(corpus)],
         capture_output=True,
         text=True,
         env=env,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from assistant import Answer, Assistant
-from assistant.evaluation import normalize
+from assistant.evaluation.harness import normalize
 from tests.conftest import ROOT, SEED
 
 pytestmark = [

@@ -5,11 +5,16 @@ from pathlib import Path
 import pytest
 
 from assistant import Assistant
+from assistant.answering.markers import (
+    MarkerFilter,
+    is_refusal,
+    looks_like_instruction,
+    strip_markers,
+)
 from assistant.config import Settings
 from assistant.errors import BackendError, ConfigError
-from assistant.llm import FakeChatModel, OpenAIChatModel, Usage
-from assistant.llm_answer import MarkerFilter, is_refusal, looks_like_instruction, strip_markers
-from assistant.prompts import prompt_names, render, variables
+from assistant.llm.client import FakeChatModel, OpenAIChatModel, Usage
+from assistant.llm.prompts import prompt_names, render, variables
 from tests.conftest import LLM_ENV
 
 

@@ -22,11 +22,13 @@ from typing import Any
 import pytest
 
 from assistant import Assistant, IndexBusyError
-from assistant.cli import main
 from assistant.config import Settings
-from assistant.documents import read_text
-from assistant.index import ingest_lock, load_current, read_manifest
-from assistant.store import ChromaStore
+from assistant.documents.reader import read_text
+from assistant.indexing.lock import ingest_lock
+from assistant.indexing.manifest import read_manifest
+from assistant.indexing.sidecar import load_current
+from assistant.indexing.store import ChromaStore
+from assistant.interfaces.cli import main
 from tests import towns
 
 HTML = """<!doctype html>
@@ -241,7 +243,7 @@ def test_lost_collection_is_a_clear_error_and_ingest_repairs_it_without_reembedd
 CHILD = """
 import logging, sys
 logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
-logging.getLogger("assistant.index").setLevel(logging.INFO)
+logging.getLogger("assistant.indexing.ingest").setLevel(logging.INFO)
 from assistant import Assistant
 Assistant(seeds_dir=sys.argv[1], index_dir=sys.argv[2]).ingest()
 """
@@ -354,7 +356,7 @@ def test_hostile_files_are_skipped_with_a_warning_naming_each(
 ) -> None:
     import tracemalloc
 
-    from assistant.documents import scan
+    from assistant.documents.reader import scan
 
     seeds, index = _small(tmp_path)
     (seeds / "blob.txt").write_bytes(b"\x00\x01\x02 binary \xff")

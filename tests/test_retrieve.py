@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.index import Sidecar
-from assistant.retrieve import HybridRetriever
+from assistant.answering.retrieve import HybridRetriever
+from assistant.indexing.sidecar import Sidecar
 
 N = 30
 

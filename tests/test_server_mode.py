@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from assistant import Assistant, BackendError, ConfigError
-from assistant.cli import main
+from assistant.interfaces.cli import main
 from benchmarks.chroma_server import ChromaServer
 from tests import towns
 from tests.conftest import ROOT

@@ -1,4 +1,9 @@
-from assistant.text import looks_like_heading, make_chunks, parse_document, split_sentences
+from assistant.documents.splitter import (
+    looks_like_heading,
+    make_chunks,
+    parse_document,
+    split_sentences,
+)
 from tests.conftest import SEED
 
 
@@ -107,7 +112,7 @@ def test_chunks_hold_a_few_sentences_and_never_cross_sections() -> None:
 def test_query_path_bm25_matches_bm25s(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import bm25s
 
-    from assistant.lexical import LexicalIndex, tokenize
+    from assistant.indexing.lexical import LexicalIndex, tokenize
 
     texts = ["Mexico replaced China as top trade partner", "The ruble hit a low", "Trade grew"]
     LexicalIndex.build(texts, texts).save(tmp_path)
@@ -120,7 +125,7 @@ def test_query_path_bm25_matches_bm25s(tmp_path) -> None:  # type: ignore[no-unt
 
 
 def test_overlong_sentences_are_cut_at_clause_marks_with_exact_offsets() -> None:
-    from assistant.text import MAX_SENTENCE_CHARS
+    from assistant.documents.splitter import MAX_SENTENCE_CHARS
 
     text = "Intro line.\n" + ", ".join(f"item number {i} of the list" for i in range(60)) + "\n"
     doc = parse_document(text)

@@ -120,7 +120,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             [
                 sys.executable,
                 "-m",
-                "assistant.cli",
+                "assistant",
                 "serve",
                 "--port",
                 str(port),

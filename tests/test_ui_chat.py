@@ -15,8 +15,8 @@ import gradio as gr
 
 from assistant.config import Settings
 from assistant.errors import BadInputError
+from assistant.interfaces.ui import ChatUI
 from assistant.types import Answer, Citation
-from assistant.ui import ChatUI
 
 TEXT = "The Brightwater lighthouse was built in 1874. Ada Morrow designed it.\n"
 QUOTE = "The Brightwater lighthouse was built in 1874."

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from assistant.cli import build_parser
+from assistant.interfaces.cli import build_parser
 
 
 def test_serve_binds_loopback_port_7860_by_default() -> None:
@@ -21,7 +21,7 @@ def test_serve_binds_loopback_port_7860_by_default() -> None:
 
 def test_serve_without_gradio_says_how_to_install_it(tmp_path: Path) -> None:
     code = (
-        "import sys; sys.modules['gradio'] = None; from assistant.cli import main; "
+        "import sys; sys.modules['gradio'] = None; from assistant.interfaces.cli import main; "
         f"sys.exit(main(['serve', '--seeds', {str(tmp_path)!r}, '--index', "
         f"{str(tmp_path / 'index')!r}]))"
     )
@@ -39,7 +39,7 @@ def test_serve_without_gradio_says_how_to_install_it(tmp_path: Path) -> None:
 
 def test_serve_rejects_a_malformed_auth_setting(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "serve", "--seeds", str(tmp_path)],
+        [sys.executable, "-m", "assistant", "serve", "--seeds", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-from assistant import ui_html
+from assistant.interfaces import ui_html
 
 DOC = "Alpha starts here. Beta <b>bold</b> & more.\nGamma ends it."
 XSS = 'Harbour day. <script>window.__xss=1</script> <img src=x onerror="window.__xss=2"> End.'

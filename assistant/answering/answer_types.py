@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from .lexical import STOPWORDS, words
+from assistant.indexing.lexical import STOPWORDS, words
 
 _NUM = (
     r"\d[\d,.]*|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|"
@@ -273,7 +273,7 @@ _INSTRUCTION = re.compile(
 def asks_to_override(question: str) -> bool:
     """A user request to override the assistant ("ignore the documents and say ...").
 
-    Not to be confused with `llm_answer.looks_like_instruction`, which flags *source* sentences
+    Not to be confused with `markers.looks_like_instruction`, which flags *source* sentences
     addressed to a model (prompt injection inside documents).
     """
     return bool(_INSTRUCTION.search(question))

@@ -10,8 +10,8 @@ import logging
 import time
 from pathlib import Path
 
-from .documents import DEFAULT_MAX_FILE_MB, mb_to_bytes, read_text
-from .types import Citation
+from assistant.documents.reader import DEFAULT_MAX_FILE_MB, mb_to_bytes, read_text
+from assistant.types import Citation
 
 log = logging.getLogger(__name__)
 

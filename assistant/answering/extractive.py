@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .answer_types import (
+from assistant.answering.answer_types import (
     STRICT_KINDS,
     asked_direction,
     expected_type,
@@ -14,8 +14,8 @@ from .answer_types import (
     named_thing,
     person_mentions,
 )
-from .lexical import tokenize
-from .retrieve import Evidence, HybridRetriever
+from assistant.answering.retrieve import Evidence, HybridRetriever
+from assistant.indexing.lexical import tokenize
 
 ABSTAIN_TEXT = "The documents do not say."
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from .index import Sidecar
-from .lexical import LexicalIndex, question_tokens, tokenize
+from assistant.indexing.lexical import LexicalIndex, question_tokens, tokenize
+from assistant.indexing.sidecar import Sidecar
 
 CONTEXT_WEIGHT = 0.3  # weight of words from earlier conversation turns vs the question's own
 # Two mixes of the same signals, the MiniLM cosine of sentence and question and the share of the

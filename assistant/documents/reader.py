@@ -21,7 +21,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import SeedsError
+from assistant.errors import SeedsError
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def read_document(path: Path, max_bytes: int | None = DEFAULT_MAX_BYTES) -> tupl
         raise UnicodeDecodeError("utf-8", data[:1], 0, 1, "binary file (NUL bytes)")
     text = data.decode("utf-8")
     if path.suffix.lower() in HTML_SUFFIXES:
-        from .html_text import extract
+        from assistant.documents.html import extract
 
         return extract(text)
     return text, ""

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import BadInputError, ConfigError
-from .eval_report import markdown_report, overall_table, tag_tables, write_plot
+from assistant.errors import BadInputError, ConfigError
+from assistant.evaluation.report import markdown_report, overall_table, tag_tables, write_plot
 
 REQUIRED = {
     "id": str,
@@ -56,7 +56,7 @@ def token_f1(prediction: str, gold: str) -> float:
 
 def load_cases(path: Path, corpus: Path) -> list[dict[str, Any]]:
     """Read and validate a JSONL eval set; resolve each evidence quote to (source, start, end)."""
-    from .documents import load_documents
+    from assistant.documents.reader import load_documents
 
     docs, _ = load_documents(corpus)
     cases, seen = [], set()
@@ -208,8 +208,8 @@ def run_set(
     `mode` goes to the assistant (None: `ASSISTANT_MODE`, else auto). `assistant_factory` builds
     it from keyword arguments (default: `Assistant`); tests pass a deliberately broken one.
     """
-    from .core import Assistant
-    from .documents import load_documents
+    from assistant.core import Assistant
+    from assistant.documents.reader import load_documents
 
     cases = load_cases(cases_path, corpus)
     factory = assistant_factory or Assistant
@@ -240,7 +240,7 @@ def run_set(
 
 
 def find_sets_file() -> Path:
-    for base in (Path.cwd(), Path(__file__).resolve().parent.parent):
+    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
         if (base / "evals" / "sets.json").exists():
             return base / "evals" / "sets.json"
     raise BadInputError("Cannot find evals/sets.json.", "Run assistant eval from the project root.")

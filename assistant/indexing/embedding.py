@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
-from .fileio import file_sha256
+from assistant.errors import ModelError
+from assistant.fileio import file_sha256
 
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2@onnx-int8"
 DIMENSION = 384
@@ -105,7 +105,7 @@ class MiniLMEncoder:
         # Same vectors, ~80 MiB less at peak: see onnx_compact.py.
         session_path = self.model_path
         if compact:
-            from .onnx_compact import compacted_model_path
+            from assistant.indexing.onnx_compact import compacted_model_path
 
             session_path = compacted_model_path(self.model_path, MODEL_SHA256, cache_dir)
         self._session = ort.InferenceSession(

@@ -1,10 +1,10 @@
-"""The index on disk: manifest, Chroma collection and the lexical sidecar; incremental ingest.
+"""Incremental ingest: read the seeds, split, embed what changed, publish a new index version.
 
 Layout under the index folder:
-    manifest.json      written last, atomically: the version readers use
-    .ingest.lock       held (flock) by the one ingest that may write this index at a time
+    manifest.json      written last, atomically: the version readers use (`manifest.py`)
+    .ingest.lock       held (flock) by the one ingest writing this index (`lock.py`)
     chroma/            Chroma's files (embedded mode; a Chroma server keeps its own)
-    v<N>/              sidecar of version N: chunks.json, sentences.npy, lexical/
+    v<N>/              sidecar of version N: chunks.json, sentences.npy, lexical/ (`sidecar.py`)
 
 Chunk ids carry the document's content hash, so a new version only adds the chunks of added or
 changed documents; the manifest switch makes them visible, and chunks no manifest needs are deleted
@@ -21,43 +21,38 @@ version's sidecar and collection are kept until the next switch, for readers tha
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import logging
-import os
 import shutil
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .config import Settings
-from .documents import Document, check_seeds_dir, scan
-from .errors import (
-    BackendError,
-    IndexBusyError,
-    IndexIncompatibleError,
-    IndexMissingError,
-    SeedsError,
+from assistant.config import Settings
+from assistant.documents.reader import Document, Scan, check_seeds_dir, scan
+from assistant.documents.splitter import make_chunks, parse_document
+from assistant.errors import BackendError, IndexIncompatibleError, SeedsError
+from assistant.indexing.lock import ingest_lock
+from assistant.indexing.manifest import (
+    MANIFEST,
+    PENDING,
+    check_compatible,
+    collection_of,
+    expected_identity,
+    read_manifest,
+    write_json_atomic,
 )
-from .fileio import write_atomically
-from .text import make_chunks, parse_document
-from .types import IngestSummary
+from assistant.indexing.sidecar import DocEntry, Sidecar, load_sidecar, write_sidecar
+from assistant.types import IngestSummary
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
-MANIFEST = "manifest.json"
 EMBED_BATCH_SENTENCES = 512  # sentences gathered across documents for one embedding call
-LOCK = ".ingest.lock"
-PENDING = ".pending-collection"  # the fresh collection a first build or rebuild is writing
-DEFAULT_COLLECTION = "assistant-chunks"  # indexes written before the manifest named it
 _FLUSH = 1000  # chunk records per write to Chroma
 
 
@@ -67,145 +62,6 @@ def _ref_doc_id(source: str, sha: str) -> str:
 
 def _chunk_id(source: str, sha: str, i: int) -> str:
     return f"{hashlib.sha1(source.encode()).hexdigest()[:10]}-{sha[:16]}-{i}"
-
-
-# -- manifest ------------------------------------------------------------------------------------
-_manifest_cache: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}
-
-
-def _corrupt(path: Path) -> IndexIncompatibleError:
-    return IndexIncompatibleError(
-        f"The index manifest {path} is unreadable or corrupt.",
-        "Rebuild the index with: assistant ingest --rebuild",
-    )
-
-
-def read_manifest(index_dir: Path) -> dict[str, Any] | None:
-    """The published manifest, or None if there is none (cached while the file is unchanged)."""
-    path = index_dir / MANIFEST
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    except OSError:
-        raise _corrupt(path) from None
-    stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-    hit = _manifest_cache.get(path)
-    if hit and hit[0] == stamp:
-        return hit[1]
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        raise _corrupt(path) from None
-    if not (
-        isinstance(data, dict)
-        and isinstance(data.get("version"), int)
-        and isinstance(data.get("documents"), dict)
-    ):
-        raise _corrupt(path)
-    _manifest_cache[path] = (stamp, data)
-    return data
-
-
-def build_key(manifest: dict[str, Any]) -> Any:
-    """What identifies one published build (versions restart if the index folder is wiped)."""
-    return manifest.get("build_id") or manifest["version"]
-
-
-def collection_of(manifest: dict[str, Any]) -> str:
-    return str(manifest.get("collection") or DEFAULT_COLLECTION)
-
-
-def expected_identity(settings: Settings) -> dict[str, Any]:
-    from .embedding import DIMENSION, MODEL_ID, MODEL_SHA256
-    from .lexical import TOKENIZER_VERSION
-
-    return {
-        "format": FORMAT,
-        "tokenizer": TOKENIZER_VERSION,
-        "embedding": {"model_id": MODEL_ID, "dimension": DIMENSION, "sha256": MODEL_SHA256},
-        "chunking": settings.chunking_params(),
-    }
-
-
-def check_compatible(manifest: dict[str, Any], settings: Settings, index_dir: Path) -> None:
-    want = expected_identity(settings)
-    got = {k: manifest.get(k) for k in want}
-    if got != want:
-        diffs = [k for k in want if got[k] != want[k]]
-        shown = got.get("embedding") if "embedding" in diffs else got.get(diffs[0])
-        raise IndexIncompatibleError(
-            f"The index in {index_dir} was built with other {' and '.join(diffs)} settings "
-            f"({'an older version of the assistant' if shown is None else shown}).",
-            "Rebuild it with: assistant ingest --rebuild",
-        )
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    write_atomically(path, json.dumps(data, ensure_ascii=False).encode("utf-8"))
-
-
-# -- the ingest lock -----------------------------------------------------------------------------
-@contextlib.contextmanager
-def ingest_lock(index_dir: Path, timeout: float) -> Iterator[None]:
-    """Hold the index's ingest lock; wait up to `timeout` seconds for another ingest to end.
-
-    An advisory `flock` on `.ingest.lock`: the kernel releases it when its holder exits, even
-    after `kill -9`, so a crash never leaves the index locked.
-    """
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no cross-process lock
-        yield
-        return
-    path = index_dir / LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + timeout
-        waited = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                holder = _lock_holder(path)
-                if time.monotonic() >= deadline:
-                    raise IndexBusyError(
-                        f"Another ingest ({holder}) is writing the index in {index_dir}.",
-                        "Wait for it to finish and run the command again, or raise "
-                        "ASSISTANT_INGEST_LOCK_TIMEOUT (seconds to wait).",
-                    ) from None
-                if not waited:
-                    log.warning("Waiting for another ingest (%s) of %s to end.", holder, index_dir)
-                    waited = True
-                time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def _lock_holder(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8").strip() or "another process"
-    except OSError:
-        return "another process"
-
-
-# -- documents -----------------------------------------------------------------------------------
-@dataclass
-class DocEntry:
-    """A document's share of the sidecar: its chunks and sentences (offsets into its text)."""
-
-    source: str
-    sha256: str
-    title: str
-    chars: int
-    chunks: list[dict[str, Any]]  # {"id", "start", "end", "section", "s0", "s1"} (s0/s1 local)
-    sentences: list[list[Any]]  # [start, end, text]
 
 
 def _parse(doc: Document, settings: Settings) -> DocEntry:
@@ -374,14 +230,22 @@ def _prune_sidecars(index_dir: Path, current: int) -> None:
             shutil.rmtree(index_dir / f"v{v}", ignore_errors=True)
 
 
-def _ingest(
-    settings: Settings,
-    encoder_factory: Any,
-    store_factory: Any,
-    rebuild: bool,
-    progress: bool,
-    t0: float,
-) -> IngestSummary:
+@dataclass
+class _Plan:
+    """What an ingest found and how it differs from the published version."""
+
+    found: Scan
+    old: dict[str, Any] | None
+    version: int
+    current: dict[str, Document]
+    unchanged: list[str]
+    added: list[str]
+    updated: list[str]
+    removed: list[str]
+
+
+def _plan(settings: Settings, rebuild: bool) -> _Plan:
+    """Scan the seeds, read the published manifest, clear leftovers, diff the documents."""
     index_dir = settings.index_dir
     log.info("ingest: scanning %s", settings.seeds_dir)
     found = scan(settings.seeds_dir, settings.max_file_mb)
@@ -395,17 +259,37 @@ def _ingest(
     published = old["version"] if old else 0
     _remove_leftovers(index_dir, published)
     version = max([published, *_sidecar_versions(index_dir)]) + 1
-
     old_docs: dict[str, dict[str, Any]] = {} if rebuild or old is None else old["documents"]
-    old_side: Sidecar | None = None
-    if old_docs and old is not None:
-        try:
-            old_side = _load_sidecar(index_dir / f"v{old['version']}")
-        except IndexIncompatibleError as exc:
-            log.warning("%s Re-embedding every document.", exc.message)
+    current = {d.source: d for d in found.docs}
+    unchanged = [s for s, d in current.items() if old_docs.get(s, {}).get("sha256") == d.sha256]
+    return _Plan(
+        found=found,
+        old=old,
+        version=version,
+        current=current,
+        unchanged=unchanged,
+        added=[s for s in current if s not in old_docs],
+        updated=[s for s in current if s in old_docs and s not in unchanged],
+        removed=[s for s in old_docs if s not in current],
+    )
 
+
+@dataclass
+class _Target:
+    """The collection this ingest writes: the published one, or a fresh one (build, rebuild)."""
+
+    base_store: Any
+    store: Any
+    name: str
+    old_collection: str | None
+    present: set[str]
+
+
+def _open_target(settings: Settings, store_factory: Any, old: dict[str, Any] | None,
+                 rebuild: bool) -> _Target:  # fmt: skip
     # A first build or a rebuild writes into a fresh collection with a unique name (so index
     # folders sharing a Chroma server never collide): readers keep the old one until the switch.
+    index_dir = settings.index_dir
     old_collection = collection_of(old) if old else None
     base_store = store_factory()
     _drop_pending(index_dir, base_store, old)
@@ -416,98 +300,117 @@ def _ingest(
     store = base_store.view(name) if hasattr(base_store, "view") else base_store
     store.collection(create=True)
     present = store.all_ids() if hasattr(store, "all_ids") else set()
+    return _Target(base_store, store, name, old_collection, present)
 
-    current = {d.source: d for d in found.docs}
-    unchanged = [s for s, d in current.items() if old_docs.get(s, {}).get("sha256") == d.sha256]
-    added = [s for s in current if s not in old_docs]
-    updated = [s for s in current if s in old_docs and s not in unchanged]
-    removed = [s for s in old_docs if s not in current]
 
+def _reuse(
+    plan: _Plan, settings: Settings, rebuild: bool
+) -> tuple[dict[str, DocEntry], dict[str, np.ndarray]]:
+    """Entries and vectors of documents whose text the previous sidecar already holds."""
     entries: dict[str, DocEntry] = {}
     vectors: dict[str, np.ndarray] = {}
-    if old_side is not None:
-        for s in current:
-            src = s if s in unchanged else old_side.source_of_sha(current[s].sha256)
-            if src is not None:
-                entry, vectors[s] = old_side.entry(src)
-                entries[s] = entry if src == s else _moved(entry, s)
-    todo = [current[s] for s in sorted(current) if s not in entries]
+    old = plan.old
+    if rebuild or old is None or not old["documents"]:
+        return entries, vectors
+    try:
+        old_side: Sidecar = load_sidecar(settings.index_dir / f"v{old['version']}")
+    except IndexIncompatibleError as exc:
+        log.warning("%s Re-embedding every document.", exc.message)
+        return entries, vectors
+    for s in plan.current:
+        src = s if s in plan.unchanged else old_side.source_of_sha(plan.current[s].sha256)
+        if src is not None:
+            entry, vectors[s] = old_side.entry(src)
+            entries[s] = entry if src == s else _moved(entry, s)
+    return entries, vectors
 
-    pending: list[dict[str, Any]] = []
 
-    def flush(force: bool = False) -> None:
-        if pending and (force or len(pending) >= _FLUSH):
-            log.info("ingest: adding %d chunk(s) to Chroma", len(pending))
-            _add_chunks(store, pending)
-            pending.clear()
+@dataclass
+class _ChunkWriter:
+    """Buffers chunk records and adds them to Chroma `_FLUSH` at a time."""
 
-    # Chunks the new version needs that Chroma lacks (an interrupted ingest, a lost collection).
-    for s, entry in entries.items():
-        if any(ch["id"] not in present for ch in entry.chunks):
-            missing = [ch for ch in entry.chunks if ch["id"] not in present]
-            part = DocEntry(entry.source, entry.sha256, entry.title, entry.chars, missing, [])
-            pending.extend(_records(current[s], part, vectors[s]))
-            flush()
-    if (
-        old is not None
-        and not (rebuild or todo or pending or added or updated or removed)
-        and old.get("skipped", []) == list(found.skipped)
-        and old.get("duplicates", {}) == found.duplicates
-    ):
-        log.info("ingest: nothing changed, version %d stays", published)
-        _cleanup(store, base_store, {ch["id"] for e in entries.values() for ch in e.chunks},
-                 None, name, None)  # fmt: skip
-        _prune_sidecars(index_dir, published)
-        return IngestSummary(
-            unchanged=len(unchanged),
-            skipped=tuple(found.skipped),
-            chunks=sum(len(e.chunks) for e in entries.values()),
-            seconds=time.perf_counter() - t0,
-            reasons=tuple(found.skipped.items()),
-            duplicates=tuple(sorted(found.duplicates.items())),
-            version=published,
-        )
-    if todo:
-        log.info("ingest: embedding %d document(s)", len(todo))
-        encoder = encoder_factory()
-        from .llama_adapter import embed_texts
+    store: Any
+    pending: list[dict[str, Any]] = field(default_factory=list)
 
-        bar = _Progress(len(todo), "Embedding", progress)
-        batch: list[tuple[Document, DocEntry]] = []
+    def add(self, records: list[dict[str, Any]]) -> None:
+        self.pending.extend(records)
+        self.flush(force=False)
 
-        def embed_batch() -> None:
-            # One model call over the sentences of several documents: sorting them by length
-            # across documents pads less than one call per document.
-            texts = [s[2] for _, e in batch for s in e.sentences]
-            vecs = np.zeros((0, 384), dtype=np.float32)
-            if texts:
-                vecs = np.asarray(embed_texts(encoder, texts), dtype=np.float32)
-            pos = 0
-            for doc, entry in batch:
-                sent_vecs = vecs[pos : pos + len(entry.sentences)]
-                pos += len(entry.sentences)
-                entries[doc.source], vectors[doc.source] = entry, sent_vecs
-                pending.extend(_records(doc, entry, sent_vecs))
-                flush()
-                bar.update()
-            batch.clear()
+    def flush(self, force: bool = True) -> None:
+        if self.pending and (force or len(self.pending) >= _FLUSH):
+            log.info("ingest: adding %d chunk(s) to Chroma", len(self.pending))
+            _add_chunks(self.store, self.pending)
+            self.pending.clear()
 
-        for doc in todo:
-            batch.append((doc, _parse(doc, settings)))
-            if sum(len(e.sentences) for _, e in batch) >= EMBED_BATCH_SENTENCES:
-                embed_batch()
-        if batch:
+
+def _embed_new(
+    todo: list[Document],
+    settings: Settings,
+    encoder_factory: Any,
+    writer: _ChunkWriter,
+    entries: dict[str, DocEntry],
+    vectors: dict[str, np.ndarray],
+    progress: bool,
+) -> None:
+    """Split and embed the documents the previous version lacks, and add their chunks."""
+    log.info("ingest: embedding %d document(s)", len(todo))
+    encoder = encoder_factory()
+    from assistant.indexing.llama_adapter import embed_texts
+
+    bar = _Progress(len(todo), "Embedding", progress)
+    batch: list[tuple[Document, DocEntry]] = []
+
+    def embed_batch() -> None:
+        # One model call over the sentences of several documents: sorting them by length
+        # across documents pads less than one call per document.
+        texts = [s[2] for _, e in batch for s in e.sentences]
+        vecs = np.zeros((0, 384), dtype=np.float32)
+        if texts:
+            vecs = np.asarray(embed_texts(encoder, texts), dtype=np.float32)
+        pos = 0
+        for doc, entry in batch:
+            sent_vecs = vecs[pos : pos + len(entry.sentences)]
+            pos += len(entry.sentences)
+            entries[doc.source], vectors[doc.source] = entry, sent_vecs
+            writer.add(_records(doc, entry, sent_vecs))
+            bar.update()
+        batch.clear()
+
+    for doc in todo:
+        batch.append((doc, _parse(doc, settings)))
+        if sum(len(e.sentences) for _, e in batch) >= EMBED_BATCH_SENTENCES:
             embed_batch()
-    flush(force=True)
+    if batch:
+        embed_batch()
 
+
+def _summary(plan: _Plan, entries: dict[str, DocEntry], seconds: float, version: int,
+             changed: bool) -> IngestSummary:  # fmt: skip
+    return IngestSummary(
+        added=len(plan.added) if changed else 0,
+        updated=len(plan.updated) if changed else 0,
+        removed=len(plan.removed) if changed else 0,
+        unchanged=len(plan.unchanged),
+        skipped=tuple(plan.found.skipped),
+        chunks=sum(len(e.chunks) for e in entries.values()),
+        seconds=seconds,
+        reasons=tuple(plan.found.skipped.items()),
+        duplicates=tuple(sorted(plan.found.duplicates.items())),
+        version=version,
+    )
+
+
+def _publish(settings: Settings, plan: _Plan, target: _Target, entries: dict[str, DocEntry],
+             vectors: dict[str, np.ndarray], t0: float) -> tuple[float, str | None]:  # fmt: skip
+    """Write the sidecar, then switch the manifest to the new version (the commit point)."""
+    index_dir, version = settings.index_dir, plan.version
     order = sorted(entries)
     log.info("ingest: writing sidecar v%d", version)
-    _write_sidecar(
-        index_dir / f"v{version}",
-        [entries[s] for s in order],
-        [vectors[s] for s in order],
+    write_sidecar(
+        index_dir / f"v{version}", [entries[s] for s in order], [vectors[s] for s in order]
     )
     seconds = time.perf_counter() - t0
+    old_collection, name = target.old_collection, target.name
     keep_collection = old_collection if old_collection not in (None, name) else None
     manifest = {
         **expected_identity(settings),
@@ -526,35 +429,64 @@ def _ingest(
             }
             for s in order
         },
-        "skipped": list(found.skipped),
-        "duplicates": found.duplicates,
+        "skipped": list(plan.found.skipped),
+        "duplicates": plan.found.duplicates,
     }
     log.info("ingest: switching to version %d", version)
-    _write_json_atomic(index_dir / MANIFEST, manifest)
+    write_json_atomic(index_dir / MANIFEST, manifest)
     (index_dir / PENDING).unlink(missing_ok=True)
+    return seconds, keep_collection
+
+
+def _ingest(
+    settings: Settings,
+    encoder_factory: Any,
+    store_factory: Any,
+    rebuild: bool,
+    progress: bool,
+    t0: float,
+) -> IngestSummary:
+    index_dir = settings.index_dir
+    plan = _plan(settings, rebuild)
+    old = plan.old
+    target = _open_target(settings, store_factory, old, rebuild)
+    entries, vectors = _reuse(plan, settings, rebuild)
+    todo = [plan.current[s] for s in sorted(plan.current) if s not in entries]
+    writer = _ChunkWriter(target.store)
+
+    # Chunks the new version needs that Chroma lacks (an interrupted ingest, a lost collection).
+    for s, entry in entries.items():
+        missing = [ch for ch in entry.chunks if ch["id"] not in target.present]
+        if missing:
+            part = DocEntry(entry.source, entry.sha256, entry.title, entry.chars, missing, [])
+            writer.add(_records(plan.current[s], part, vectors[s]))
+    if (
+        old is not None
+        and not (rebuild or todo or writer.pending or plan.added or plan.updated or plan.removed)
+        and old.get("skipped", []) == list(plan.found.skipped)
+        and old.get("duplicates", {}) == plan.found.duplicates
+    ):
+        log.info("ingest: nothing changed, version %d stays", old["version"])
+        live = {ch["id"] for e in entries.values() for ch in e.chunks}
+        _cleanup(target.store, target.base_store, live, None, target.name, None)
+        _prune_sidecars(index_dir, old["version"])
+        return _summary(plan, entries, time.perf_counter() - t0, old["version"], changed=False)
+    if todo:
+        _embed_new(todo, settings, encoder_factory, writer, entries, vectors, progress)
+    writer.flush()
+    seconds, keep_collection = _publish(settings, plan, target, entries, vectors, t0)
 
     log.info("ingest: cleaning up")
     live = {ch["id"] for e in entries.values() for ch in e.chunks}
-    _cleanup(store, base_store, live, old, name, keep_collection)
-    _prune_sidecars(index_dir, version)
-    log.info("ingest: done, version %d", version)
-    return IngestSummary(
-        added=len(added),
-        updated=len(updated),
-        removed=len(removed),
-        unchanged=len(unchanged),
-        skipped=tuple(found.skipped),
-        chunks=sum(len(e.chunks) for e in entries.values()),
-        seconds=seconds,
-        reasons=tuple(found.skipped.items()),
-        duplicates=tuple(sorted(found.duplicates.items())),
-        version=version,
-    )
+    _cleanup(target.store, target.base_store, live, old, target.name, keep_collection)
+    _prune_sidecars(index_dir, plan.version)
+    log.info("ingest: done, version %d", plan.version)
+    return _summary(plan, entries, seconds, plan.version, changed=True)
 
 
 def _add_chunks(store: Any, records: list[dict[str, Any]]) -> None:
-    from .errors import AssistantError
-    from .llama_adapter import add_chunks
+    from assistant.errors import AssistantError
+    from assistant.indexing.llama_adapter import add_chunks
 
     try:
         add_chunks(store.collection(create=True), records)
@@ -590,160 +522,3 @@ def _cleanup(
             base_store.drop(older)
     except BackendError as exc:
         log.warning("%s Stale chunks stay until the next ingest removes them.", exc.message)
-
-
-def _write_sidecar(
-    folder: Path,
-    entries: list[DocEntry],
-    vectors: list[np.ndarray],
-) -> None:
-    from .lexical import LexicalIndex
-
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    docs = [
-        {
-            "source": e.source,
-            "sha256": e.sha256,
-            "title": e.title,
-            "chars": e.chars,
-            "chunks": e.chunks,
-            "sentences": e.sentences,
-        }
-        for e in entries
-    ]
-    with (tmp / "chunks.json").open("w", encoding="utf-8") as fh:
-        json.dump({"docs": docs}, fh, ensure_ascii=False)
-    mat = np.concatenate(vectors) if vectors else np.zeros((0, 384), dtype=np.float32)
-    np.save(tmp / "sentences.npy", mat.astype(np.float32))
-    chunk_texts, sent_texts = [], []
-    for e in entries:
-        for ch in e.chunks:
-            sents = e.sentences[ch["s0"] : ch["s1"]]
-            chunk_texts.append(" ".join([ch["section"], e.title] + [s[2] for s in sents]))
-        sent_texts.extend(s[2] for s in e.sentences)
-    LexicalIndex.build(chunk_texts, sent_texts).save(tmp / "lexical")
-    os.replace(tmp, folder)
-
-
-# -- the read side -------------------------------------------------------------------------------
-@dataclass
-class Sidecar:
-    """Everything the query path needs besides Chroma, in flat arrays."""
-
-    folder: Path
-    docs: list[dict[str, Any]]
-    chunk_ids: list[str]
-    chunk_doc: np.ndarray  # chunk -> doc position
-    chunk_s0: np.ndarray  # chunk -> first global sentence
-    chunk_s1: np.ndarray
-    sent_doc: np.ndarray  # sentence -> doc position
-    sent_start: np.ndarray
-    sent_end: np.ndarray
-    sent_text: list[str]
-    sent_vecs: np.ndarray
-    doc_sent_base: list[int]
-    lexical: Any = None  # the version's LexicalIndex, loaded with it
-
-    def __post_init__(self) -> None:
-        self._pos = {d["source"]: i for i, d in enumerate(self.docs)}
-        self._by_sha = {d["sha256"]: d["source"] for d in reversed(self.docs)}
-
-    def source_of_sha(self, sha256: str) -> str | None:
-        return self._by_sha.get(sha256)
-
-    def title(self, source: str) -> str:
-        i = self._pos.get(source)
-        return self.docs[i]["title"] if i is not None else Path(source).stem
-
-    def entry(self, source: str) -> tuple[DocEntry, np.ndarray]:
-        i = self._pos[source]
-        d = self.docs[i]
-        base = self.doc_sent_base[i]
-        vecs = self.sent_vecs[base : base + len(d["sentences"])]
-        return DocEntry(
-            d["source"], d["sha256"], d["title"], d["chars"], d["chunks"], d["sentences"]
-        ), np.asarray(vecs)
-
-
-def _load_sidecar(folder: Path, lexical: bool = False) -> Sidecar:
-    try:
-        with (folder / "chunks.json").open(encoding="utf-8") as fh:
-            docs = json.load(fh)["docs"]
-        # Mapped, not read: a query touches only the candidate sentences' rows, so memory does not
-        # grow with the corpus (a version's files never change once written; see the top).
-        vecs = np.load(folder / "sentences.npy", mmap_mode="r")
-        lex = None
-        if lexical:
-            from .lexical import LexicalIndex
-
-            lex = LexicalIndex.load(folder / "lexical")
-    except (OSError, ValueError, KeyError, TypeError, EOFError):
-        raise IndexIncompatibleError(
-            f"The index files in {folder} are missing or corrupt.",
-            "Rebuild the index with: assistant ingest --rebuild",
-        ) from None
-    chunk_ids, chunk_doc, s0s, s1s = [], [], [], []
-    sent_doc, starts, ends, texts, bases = [], [], [], [], []
-    base = 0
-    for di, d in enumerate(docs):
-        bases.append(base)
-        for ch in d["chunks"]:
-            chunk_ids.append(ch["id"])
-            chunk_doc.append(di)
-            s0s.append(base + ch["s0"])
-            s1s.append(base + ch["s1"])
-        for s in d["sentences"]:
-            sent_doc.append(di)
-            starts.append(s[0])
-            ends.append(s[1])
-            texts.append(s[2])
-        base += len(d["sentences"])
-    return Sidecar(
-        folder,
-        docs,
-        chunk_ids,
-        np.array(chunk_doc, dtype=np.int32),
-        np.array(s0s, dtype=np.int32),
-        np.array(s1s, dtype=np.int32),
-        np.array(sent_doc, dtype=np.int32),
-        np.array(starts, dtype=np.int64),
-        np.array(ends, dtype=np.int64),
-        texts,
-        vecs,
-        bases,
-        lex,
-    )
-
-
-def load_current(settings: Settings) -> tuple[dict[str, Any], Sidecar]:
-    """The manifest and sidecar (with its lexical index) readers should use.
-
-    Raises if missing or incompatible. If the sidecar vanishes while loading because two newer
-    versions were published meanwhile, loads the newest instead.
-    """
-    for _ in range(3):
-        manifest = read_manifest(settings.index_dir)
-        if manifest is None:
-            raise IndexMissingError(
-                f"There is no index in {settings.index_dir}.", "Build it with: assistant ingest"
-            )
-        check_compatible(manifest, settings, settings.index_dir)
-        try:
-            side = _load_sidecar(settings.index_dir / f"v{manifest['version']}", lexical=True)
-        except IndexIncompatibleError:
-            newer = read_manifest(settings.index_dir)
-            if newer is None or build_key(newer) == build_key(manifest):
-                raise
-            continue
-        return manifest, side
-    raise IndexIncompatibleError(
-        f"The index in {settings.index_dir} changed three times while loading.",
-        "Try again once the ingest has finished.",
-    )
-
-
-def bind_store(store: Any, manifest: dict[str, Any]) -> Any:
-    """The store as seen by readers of this manifest (its collection)."""
-    return store.view(collection_of(manifest)) if hasattr(store, "view") else store

@@ -13,7 +13,7 @@ from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 from llama_index.vector_stores.chroma import ChromaVectorStore
 from pydantic import PrivateAttr
 
-from .embedding import MiniLMEncoder
+from assistant.indexing.embedding import MiniLMEncoder
 
 
 class MiniLMEmbedding(BaseEmbedding):

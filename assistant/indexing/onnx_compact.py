@@ -23,7 +23,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .fileio import file_sha256, write_atomically
+from assistant.fileio import file_sha256, write_atomically
 
 log = logging.getLogger(__name__)
 

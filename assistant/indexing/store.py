@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from .errors import BackendError
+from assistant.errors import BackendError
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any
 
-from .errors import AssistantError, ConfigError
+from assistant.errors import AssistantError, ConfigError
 
 EXIT_CODES = """exit codes: 0 ok, 1 error, 2 usage or bad input, 3 seeds folder problem,
 4 index missing or incompatible, 5 embedding model problem, 6 backend failure (e.g. the Chroma
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _assistant(args: argparse.Namespace) -> Any:
-    from .core import Assistant
+    from assistant.core import Assistant
 
     return Assistant(seeds_dir=args.seeds, index_dir=args.index, mode=getattr(args, "mode", None))
 
@@ -137,7 +137,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         return _serve(args)
     if args.command == "eval":
-        from .evaluation import run_cli
+        from assistant.evaluation.harness import run_cli
 
         return run_cli(args)  # passes --mode to each Assistant it builds
     return 2
@@ -166,7 +166,7 @@ def _stream_to_terminal(assistant: Any, question: str) -> Any:
 def _serve(args: argparse.Namespace) -> int:
     assistant = _assistant(args)  # settings errors first, before the slow UI import
     try:
-        from .ui import serve
+        from assistant.interfaces.ui import serve
     except ModuleNotFoundError as exc:  # gradio is the optional `ui` extra
         raise ConfigError(
             f"The chat UI needs the {exc.name} package, which is not installed.",

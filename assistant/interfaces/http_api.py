@@ -23,8 +23,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
-from .errors import AssistantError, BackendError, BadInputError, ConfigError
-from .types import Answer
+from assistant.errors import AssistantError, BackendError, BadInputError, ConfigError
+from assistant.types import Answer
 
 log = logging.getLogger(__name__)
 

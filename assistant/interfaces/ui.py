@@ -19,12 +19,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio read
 import gradio as gr
 import uvicorn
 
-from . import ui_html
-from .citations import SourceReader
-from .documents import discover, read_text
-from .errors import AssistantError
-from .http_api import create_app
-from .types import Answer
+from assistant.answering.citations import SourceReader
+from assistant.documents.reader import discover, read_text
+from assistant.errors import AssistantError
+from assistant.interfaces import ui_html
+from assistant.interfaces.http_api import create_app
+from assistant.types import Answer
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlparse
 
-from .errors import BackendError, ConfigError
+from assistant.errors import BackendError, ConfigError
 
 if TYPE_CHECKING:
-    from .config import Settings
+    from assistant.config import Settings
 
 log = logging.getLogger(__name__)
 

@@ -11,13 +11,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from assistant.errors import ConfigError
 
 
 def _prompts_dir() -> Path:
     """`prompts/` of the source tree (editable install), else the copy a wheel installs under
     `<prefix>/share/assistant/prompts` (pyproject's data-files)."""
-    here = Path(__file__).resolve().parent.parent / "prompts"
+    here = Path(__file__).resolve().parents[2] / "prompts"
     if here.is_dir():
         return here
     import sys

@@ -1,0 +1,1 @@
+"""Retrieving and answering: hybrid retrieval, extractive and LLM answers, grounding, checks."""

@@ -1,0 +1,1 @@
+"""The regression eval harness: eval sets, metrics, the baseline gate and its reports."""

@@ -1,0 +1,1 @@
+"""Indexing: embedding model, Chroma store, BM25, and the index on disk (manifest, sidecar)."""
