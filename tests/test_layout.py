@@ -1,4 +1,4 @@
-"""The package layout: a lower stage never imports a higher one; each SDK stays in its one module."""
+"""The package layout: no stage imports a later one; each SDK stays in its one module."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def test_layout_no_stage_imports_a_higher_one(path: Path) -> None:
         other = _stage(name)
         if other not in STAGES:  # `from assistant.indexing import ingest` adds a name, not a stage
             continue
-        assert STAGES[other] <= STAGES[own], f"{rel} ({own}) imports {name} ({other}), a later stage"
+        assert STAGES[other] <= STAGES[own], f"{rel} ({own}) imports {name} ({other}): later"
         if own != other:
             assert {own, other} != {"indexing", "llm"}, f"{rel} imports {name}: side by side"
 
