@@ -49,6 +49,12 @@ class FakeAssistant:
             raise item
         return item
 
+    def source_text(self, source: str) -> str | None:
+        """Like `Assistant.source_text`: only the documents "indexed" (here: light.txt)."""
+        if source != "light.txt":
+            return None
+        return (self.settings.seeds_dir / source).read_text(encoding="utf-8")
+
 
 class StreamingFake(FakeAssistant):
     """LLM-like: draft deltas without markers, then the final `Answer`."""
@@ -160,6 +166,34 @@ def test_chat_restore_never_reads_outside_the_seeds_folder(seeds: Path) -> None:
     _, _, sources, *_ = ChatUI(FakeAssistant(seeds)).restore([{"question": "q", "answer": forged}])
     assert "TOP SECRET outside" not in sources and "<mark" not in sources
     assert "can no longer be read" in sources
+
+
+@pytest.mark.parametrize("source", [".env", "notes/never-indexed.txt"])
+def test_chat_restore_shows_only_documents_the_index_holds(seeds: Path, source: str) -> None:
+    (seeds / "notes").mkdir()
+    (seeds / source).write_text("API_KEY=sk-very-secret\n", encoding="utf-8")
+    forged = {
+        "answer": "x [1]",
+        "abstained": False,
+        "mode": "extractive",
+        "citations": [{"source": source, "start": 0, "end": 7, "quote": "API_KEY"}],
+    }
+    ui = ChatUI(FakeAssistant(seeds))
+    _, _, sources, *_ = ui.restore([{"question": "q", "answer": forged}])
+    assert "sk-very-secret" not in sources and "<mark" not in sources
+    assert "can no longer be read" in sources
+    event = gr.SelectData(None, {"index": 1, "value": ""})
+    shown, _ = ui.select(event, [{"question": "q", "answer": forged}], -1)
+    assert "sk-very-secret" not in shown
+
+
+def test_chat_examples_survive_a_file_that_is_not_utf8(seeds: Path) -> None:
+    (seeds / "000-latin1.txt").write_bytes("Caf\xe9 Morrow in Z\xfcrich.\n".encode("latin-1"))
+    (seeds / "light.txt").write_text(TEXT * 3, encoding="utf-8")
+    fake = FakeAssistant(seeds, _answer(), _answer(), _answer())
+    examples = ChatUI(fake).examples()
+    assert examples and all(q.startswith("What do the documents say about ") for q in examples)
+    assert any("Brightwater" in q or "Ada Morrow" in q for q in examples)
 
 
 def test_chat_restore_marks_an_interrupted_answer_and_drops_a_foreign_state(seeds: Path) -> None:

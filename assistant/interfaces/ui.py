@@ -7,8 +7,10 @@ never pays for it. The UI is an adapter: answering is `Assistant.ask`/`stream`, 
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -19,9 +21,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio read
 import gradio as gr
 import uvicorn
 
-from assistant.answering.citations import SourceReader
 from assistant.documents.reader import discover, read_text
-from assistant.errors import AssistantError
+from assistant.errors import AssistantError, ServeError
 from assistant.interfaces import ui_html
 from assistant.interfaces.http_api import create_app
 from assistant.types import Answer
@@ -127,13 +128,17 @@ class ChatUI:
     def __init__(self, assistant: Any) -> None:
         self.assistant = assistant
         self.root = assistant.settings.seeds_dir.resolve()
-        self.reader = SourceReader(assistant.settings.seeds_dir)
 
     def read(self, source: str) -> str | None:
-        """A source's text; None outside the seeds folder (the chat state comes from browsers)."""
+        """The text of a document the index holds, else None.
+
+        The chat state comes from the browser, so its citations are claims: only a document that
+        ingest indexed is read (never `.env` or a skipped file), and `ui_html` marks a span only
+        where the document holds exactly the quoted text.
+        """
         if self.root not in (self.root / source).resolve().parents:
             return None
-        return self.reader.text(source)
+        return self.assistant.source_text(source)
 
     # -- labels ---------------------------------------------------------------------------------
     def model_name(self) -> str | None:
@@ -262,7 +267,9 @@ class ChatUI:
         )
 
     # -- the Gradio API endpoint ----------------------------------------------------------------
-    def ask_api(self, question: str, history: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    def ask_api(
+        self, question: str = "", history: list[dict[str, str]] | None = None
+    ) -> dict[str, Any]:
         """Answer `question` from the documents: the answer as JSON, with verified citations.
 
         `history` is the conversation so far, as [{"role": "user"|"assistant", "content": ...}].
@@ -278,9 +285,15 @@ class ChatUI:
     def examples(self) -> list[str]:
         """Questions about names that recur in the documents, kept if they get an answer."""
         try:
-            texts = [read_text(p) for p in discover(self.assistant.settings.seeds_dir)[:20]]
-        except (AssistantError, OSError, UnicodeDecodeError):
+            paths = discover(self.assistant.settings.seeds_dir)
+        except (AssistantError, OSError):
             return []
+        texts = []
+        for path in paths[:20]:
+            try:
+                texts.append(read_text(path))
+            except (AssistantError, OSError, UnicodeDecodeError):
+                continue  # one unreadable file must not cost the others their examples
         candidates = ui_html.example_questions(texts, k=12)
         try:
             indexed = self.assistant.status().get("indexed")
@@ -438,10 +451,18 @@ def build_blocks(assistant: Any) -> gr.Blocks:
     return demo
 
 
-def build_app(assistant: Any) -> Any:
+def build_app(assistant: Any, extra_hosts: tuple[str, ...] = ()) -> Any:
     """The FastAPI app: `/v1/...` (OpenAI-compatible) and the Gradio UI and API at `/`."""
     settings = assistant.settings
-    app = create_app(assistant, auth=settings.ui_auth, queue_size=settings.ui_queue_size)
+    app = create_app(
+        assistant,
+        auth=settings.ui_auth,
+        queue_size=settings.ui_queue_size,
+        max_request_bytes=settings.max_request_bytes,
+        max_history_messages=settings.max_history_messages,
+        max_history_chars=settings.max_history_chars,
+        allowed_hosts=(*settings.host_allow_list(), *extra_hosts),
+    )
     demo = build_blocks(assistant).queue(
         max_size=settings.ui_queue_size, default_concurrency_limit=1
     )
@@ -463,13 +484,46 @@ def build_app(assistant: Any) -> Any:
     )
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to `host:port`, or `ServeError` saying why not (in use, not permitted)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ServeError(
+            f"Cannot listen on {host!r}: {getattr(exc, 'strerror', None) or exc}.",
+            "Pass --host an address of this machine, e.g. 127.0.0.1 or 0.0.0.0.",
+        ) from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # not SO_REUSEPORT
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if exc.errno == errno.EADDRINUSE:
+            raise ServeError(
+                f"Port {port} is already in use on {host}.",
+                "Stop the program that uses it, or pass another --port.",
+            ) from None
+        raise ServeError(
+            f"Cannot listen on {shown}: {exc.strerror or exc}.",
+            "Ports below 1024 need root; pick another --port or --host.",
+        ) from None
+    return sock
+
+
 def serve(assistant: Any, *, host: str = "127.0.0.1", port: int = 7860) -> int:
     """Run the UI and both APIs until interrupted."""
     if host not in LOOPBACK and not assistant.settings.ui_auth:
         log.warning(
             "Serving on %s without ASSISTANT_UI_AUTH: anyone who can reach it can use it.", host
         )
-    app = build_app(assistant)
+    sock = listen(host, port)  # before the slow app build: a taken port fails at once
+    # the address it was started on is served too (a wildcard address names no host)
+    named = () if host in ("0.0.0.0", "::", "") else (host.lower(),)
+    app = build_app(assistant, named)
     shown = f"[{host}]" if ":" in host else host
     print(
         f"Serving the assistant on http://{shown}:{port}/  (OpenAI-compatible API at "
@@ -478,5 +532,9 @@ def serve(assistant: Any, *, host: str = "127.0.0.1", port: int = 7860) -> int:
         flush=True,
     )
     # open event streams (browsers, gradio_client) would otherwise hold up Ctrl+C and SIGTERM
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=3)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
     return 0
