@@ -371,3 +371,25 @@ def test_server_refuses_a_foreign_host_or_origin_and_sends_security_headers(
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
     assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
     assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+
+
+def test_a_body_that_never_arrives_is_refused_with_408_not_waited_for(serve: Serve) -> None:
+    fake = FakeAssistant()
+    base = serve(fake, body_timeout=0.5)
+    port = int(base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{}"
+        )
+        reply = s.recv(65536).decode()
+    assert reply.startswith("HTTP/1.1 408"), reply
+    assert "did not arrive within 0.5 s" in reply and fake.calls == []
+
+
+def test_other_methods_on_v1_get_an_openai_shaped_405(serve: Serve) -> None:
+    base = serve(FakeAssistant())
+    for method in ("OPTIONS", "TRACE", "DELETE"):
+        resp = httpx.request(method, f"{base}/v1/models")
+        assert resp.status_code == 405, method
+        assert f"takes GET, HEAD, not {method}" in _error_of(resp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -210,3 +211,21 @@ def test_ask_api_returns_the_answer_json_or_a_gradio_error(seeds: Path) -> None:
     assert ui.ask_api("When?") == _answer().to_dict()
     with pytest.raises(gr.Error, match=r"The question is empty\."):
         ui.ask_api("")
+
+
+def test_chat_refuses_a_lone_surrogate_and_keeps_the_turn_sendable(seeds: Path) -> None:
+    fake = FakeAssistant(seeds)
+    chat, turns, *_ = list(ChatUI(fake).respond("When\ud800?", []))[-1]
+    assert "is not valid Unicode" in _last(chat) and fake.calls == []
+    assert turns[0]["question"] == "When??"
+    json.dumps(turns, ensure_ascii=False).encode("utf-8")  # what Gradio sends to the browser
+    forged = [{"question": "q\udc80", "answer": None, "error": ["x", ""]}]
+    chat, kept, *_ = ChatUI(fake).restore(forged)
+    assert (chat, kept) == ([], [])
+
+
+def test_ask_api_refuses_a_lone_surrogate_with_one_sentence(seeds: Path) -> None:
+    fake = FakeAssistant(seeds)
+    with pytest.raises(gr.Error, match=r"The question is not valid Unicode: it has a lone"):
+        ChatUI(fake).ask_api("Who\ud83d?")
+    assert fake.calls == []

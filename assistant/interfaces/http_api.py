@@ -7,6 +7,7 @@ server-sent events whose last chunk carries them and the final `answer` text wit
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
@@ -49,6 +50,7 @@ SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
 }
+BODY_TIMEOUT_S = 30.0  # a body that has not arrived by then is refused (408), not waited for
 BUSY_STATUS = 503  # the same as Gradio's full queue, with Retry-After (docs/ui.md)
 
 
@@ -167,10 +169,18 @@ class Guard:
     headers to every response and `Retry-After` to Gradio's "queue full".
     """
 
-    def __init__(self, app: Any, *, allowed_hosts: tuple[str, ...], max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        allowed_hosts: tuple[str, ...],
+        max_body_bytes: int,
+        body_timeout: float = BODY_TIMEOUT_S,
+    ) -> None:
         self.app = app
         self.allowed = allowed_hosts
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -229,8 +239,18 @@ class Guard:
             return None, receive
         chunks: list[bytes] = []
         size = 0
+        deadline = asyncio.get_running_loop().time() + self.body_timeout
         while True:
-            message = await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                return _error(
+                    408,
+                    f"The request body did not arrive within {self.body_timeout:g} s.",
+                    hint="Send the whole body at once, with a Content-Length that matches it.",
+                    headers={"Connection": "close"},
+                ), receive
             if message["type"] != "http.request":
                 return None, _replay([message], receive)
             size += len(message.get("body", b""))
@@ -288,6 +308,7 @@ def create_app(
     max_history_messages: int = DEFAULTS.max_history_messages,
     max_history_chars: int = DEFAULTS.max_history_chars,
     allowed_hosts: tuple[str, ...] = (),
+    body_timeout: float = BODY_TIMEOUT_S,
 ) -> FastAPI:
     """A FastAPI app with `/v1/chat/completions` and `/v1/models`; `auth` is `user:password`.
 
@@ -326,7 +347,12 @@ def create_app(
         return await call_next(request)
 
     # added last, so outermost: it answers before the login check and everything behind it
-    app.add_middleware(Guard, allowed_hosts=allowed_hosts, max_body_bytes=max_request_bytes)
+    app.add_middleware(
+        Guard,
+        allowed_hosts=allowed_hosts,
+        max_body_bytes=max_request_bytes,
+        body_timeout=body_timeout,
+    )
 
     @app.get("/v1/models")
     def models() -> dict[str, Any]:
@@ -372,9 +398,12 @@ def create_app(
             if not streaming:
                 slot.release()
 
-    @app.api_route("/v1/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    @app.api_route(
+        "/v1/{path:path}",
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"],
+    )
     def unknown(path: str, request: Request) -> JSONResponse:
-        known = {"models": "GET", "chat/completions": "POST"}
+        known = {"models": "GET, HEAD", "chat/completions": "POST"}
         if path in known:
             return _error(405, f"/v1/{path} takes {known[path]}, not {request.method}.",
                           headers={"Allow": known[path]})

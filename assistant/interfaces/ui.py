@@ -8,6 +8,7 @@ never pays for it. The UI is an adapter: answering is `Assistant.ask`/`stream`, 
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import socket
@@ -23,6 +24,7 @@ import uvicorn
 
 from assistant.documents.reader import discover, read_text
 from assistant.errors import AssistantError, ServeError
+from assistant.inputs import check_text
 from assistant.interfaces import ui_html
 from assistant.interfaces.http_api import create_app
 from assistant.types import Answer
@@ -181,7 +183,7 @@ class ChatUI:
 
     def respond(self, question: str, turns: list[Turn] | None) -> Iterator[tuple[Any, ...]]:
         """Answer one question (streaming when the assistant can), with the history so far."""
-        question = question or ""
+        question = question if isinstance(question, str) else ""
         if not question.strip():
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
@@ -190,6 +192,13 @@ class ChatUI:
         turn: Turn = {"question": question, "answer": None, "error": None}
         turns.append(turn)
         index = len(turns) - 1
+        try:
+            check_text(question, "question")
+        except AssistantError as exc:  # kept as shown: a lone surrogate cannot go to the browser
+            turn["question"] = question.encode("utf-8", "replace").decode("utf-8")
+            turn["error"] = [exc.message, exc.hint]
+            yield self.messages(turns), turns, gr.skip(), gr.skip(), gr.skip(), ""
+            return
         yield self.messages(turns), turns, gr.skip(), gr.skip(), gr.skip(), ""
         try:
             answer = None
@@ -275,6 +284,8 @@ class ChatUI:
         `history` is the conversation so far, as [{"role": "user"|"assistant", "content": ...}].
         """
         try:
+            if isinstance(question, str):
+                check_text(question, "question")
             return self.assistant.ask(question, history=history or None).to_dict()
         except AssistantError as exc:
             raise gr.Error(str(exc)) from None
@@ -317,6 +328,10 @@ class ChatUI:
 def _valid_turn(t: Any) -> bool:
     """Whether a turn kept in the browser has the shape this UI writes (it may be tampered with)."""
     if not isinstance(t, dict) or not isinstance(t.get("question"), str):
+        return False
+    try:  # this UI never writes text that is not valid Unicode (a lone surrogate)
+        json.dumps(t, ensure_ascii=False).encode("utf-8")
+    except (TypeError, ValueError):
         return False
     error, answer = t.get("error"), t.get("answer")
     if error is not None and not (
@@ -362,11 +377,23 @@ def answer_items(
     yield assistant.ask(question, history=history or None)
 
 
+class _Blocks(gr.Blocks):
+    """Blocks whose "too few inputs" refusal is one sentence, not the components' reprs."""
+
+    def validate_inputs(self, block_fn: Any, inputs: list[Any]) -> None:
+        if len(inputs) < len(block_fn.inputs):
+            raise gr.Error(
+                f"The call sent {len(inputs)} input value(s); this endpoint takes "
+                f"{len(block_fn.inputs)}. See the API page (/?view=api) for its parameters."
+            )
+        super().validate_inputs(block_fn, inputs)
+
+
 def build_blocks(assistant: Any) -> gr.Blocks:
     """The chat app: chat and examples on the left; sources and index status on the right."""
     ui = ChatUI(assistant)
     examples = ui.examples()
-    with gr.Blocks(title="Assistant: grounded answers", analytics_enabled=False) as demo:
+    with _Blocks(title="Assistant: grounded answers", analytics_enabled=False) as demo:
         # the chat lives in the browser (localStorage), so a reload keeps answers and citations
         turns = gr.BrowserState([], storage_key="assistant-chat")
         shown = gr.State(-1)
@@ -480,7 +507,7 @@ def build_app(assistant: Any, extra_hosts: tuple[str, ...] = ()) -> Any:
         theme=theme,
         css=CSS,
         head=JS,
-        show_error=True,
+        show_error=False,  # our callbacks raise gr.Error, which is shown; nothing else leaks
     )
 
 
