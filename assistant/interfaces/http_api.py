@@ -37,9 +37,11 @@ log = logging.getLogger(__name__)
 
 MODEL_ID = "assistant"
 DEFAULTS = Settings()
-# Gradio's page needs inline scripts (its config) and inline styles; nothing loads from elsewhere.
+# Gradio's page needs inline scripts (its config), eval (gr.HTML renders through `new Function`)
+# and inline styles; nothing loads from elsewhere, and nothing may frame the page.
 CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
+    "style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data: blob:; font-src 'self' data:; media-src 'self' blob:; "
     "connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
