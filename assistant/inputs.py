@@ -36,7 +36,7 @@ def check_text(text: str, what: str) -> str:
 def check_history(
     history: Any, *, max_messages: int, max_chars: int
 ) -> list[dict[str, str]] | None:
-    """The history as given, if it is a list of {"role", "content"} text messages within the caps."""
+    """The history as given, if it is a list of {"role", "content"} text messages within caps."""
     if history is None:
         return None
     if not isinstance(history, list):
