@@ -229,3 +229,33 @@ def test_ask_api_refuses_a_lone_surrogate_with_one_sentence(seeds: Path) -> None
     with pytest.raises(gr.Error, match=r"The question is not valid Unicode: it has a lone"):
         ChatUI(fake).ask_api("Who\ud83d?")
     assert fake.calls == []
+
+
+@pytest.mark.parametrize(
+    "citation",
+    [
+        {"source": "light.txt", "start": 10**30, "end": 10**31, "quote": "The"},  # past 64 bits
+        {"source": "light.txt", "start": 5, "end": 2, "quote": "The"},
+        {"source": "light.txt", "start": True, "end": 3, "quote": "The"},
+    ],
+    ids=["huge", "backwards", "bool"],
+)
+def test_chat_restore_drops_a_state_whose_offsets_no_answer_has(
+    seeds: Path, citation: dict[str, Any]
+) -> None:
+    answer = {"answer": "x [1]", "abstained": False, "mode": "extractive", "citations": [citation]}
+    chat, kept, _, shown, *_ = ChatUI(FakeAssistant(seeds)).restore(
+        [{"question": "q", "answer": answer}]
+    )
+    assert (chat, kept, shown) == ([], [], -1)
+
+
+def test_chat_keeps_only_the_fields_it_shows_and_survives_odd_errors(seeds: Path) -> None:
+    ui = ChatUI(FakeAssistant(seeds))
+    answer = {**_answer().to_dict(), "trace": {"x": 10**30}, "extra": "y" * 10}
+    _, kept, *_ = ui.restore([{"question": "q", "answer": answer}])
+    assert set(kept[0]["answer"]) == {"answer", "abstained", "mode", "citations"}
+    chat, kept, *_ = ui.restore([{"question": "q", "answer": None, "error": ["a", "b", "c"]}])
+    assert kept == []  # an error of three parts is not one this UI wrote (it crashed the page)
+    event = gr.SelectData(None, {"index": "1", "value": ""})
+    assert ui.select(event, [{"question": "q", "answer": answer}], -1) == (gr.skip(), gr.skip())

@@ -187,7 +187,7 @@ class ChatUI:
         if not question.strip():
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
-        turns = [*turns] if isinstance(turns, list) and all(map(_valid_turn, turns)) else []
+        turns = kept_turns(turns) or []
         history = history_messages(turns)
         turn: Turn = {"question": question, "answer": None, "error": None}
         turns.append(turn)
@@ -220,7 +220,7 @@ class ChatUI:
             turn["error"] = ["Something went wrong while answering.", "See the server log."]
             yield self.messages(turns), turns, gr.skip(), gr.skip(), gr.skip(), ""
             return
-        turn["answer"] = answer.to_dict()
+        turn["answer"] = clean_answer(answer.to_dict())
         label = ui_html.mode_label(answer.mode, self.model_name())
         yield (
             self.messages(turns),
@@ -234,8 +234,11 @@ class ChatUI:
     def select(self, event: gr.SelectData, turns: list[Turn] | None, shown: int) -> tuple[Any, Any]:
         """Clicking an answer (or a marker in it) shows that answer's sources."""
         index = event.index[0] if isinstance(event.index, list | tuple) else event.index
-        turn = int(index) // 2
-        if not isinstance(turns, list) or not all(map(_valid_turn, turns)):
+        if type(index) is not int:
+            return gr.skip(), gr.skip()
+        turn = index // 2
+        turns = kept_turns(turns)
+        if turns is None or turn < 0:
             return gr.skip(), gr.skip()
         if turn == shown or turn >= len(turns) or turns[turn].get("answer") is None:
             return gr.skip(), gr.skip()
@@ -243,14 +246,13 @@ class ChatUI:
 
     def restore(self, turns: list[Turn] | None) -> tuple[Any, ...]:
         """On page load: the chat kept in the browser, its last sources, the status and mode."""
-        kept = []
-        if isinstance(turns, list) and all(_valid_turn(t) for t in turns):
-            for t in turns:
-                if t.get("answer") is None and not t.get("error"):
-                    t = {**t, "error": ["This answer was interrupted (the page was reloaded).", ""]}
-                kept.append(t)
-        else:
+        kept = kept_turns(turns)
+        if kept is None:
             log.info("Ignoring a chat state this UI did not write.")
+            kept = []
+        for t in kept:
+            if t["answer"] is None and not t["error"]:
+                t["error"] = ["This answer was interrupted (the page was reloaded).", ""]
         last = max((i for i, t in enumerate(kept) if t.get("answer") is not None), default=-1)
         return (
             self.messages(kept),
@@ -325,35 +327,76 @@ class ChatUI:
         return picked
 
 
-def _valid_turn(t: Any) -> bool:
-    """Whether a turn kept in the browser has the shape this UI writes (it may be tampered with)."""
-    if not isinstance(t, dict) or not isinstance(t.get("question"), str):
-        return False
-    try:  # this UI never writes text that is not valid Unicode (a lone surrogate)
-        json.dumps(t, ensure_ascii=False).encode("utf-8")
+MAX_OFFSET = 2**53  # larger integers are not JSON numbers every client reads alike
+
+
+def kept_turns(turns: Any) -> list[Turn] | None:
+    """The chat kept in the browser, each turn rebuilt from the fields this UI writes.
+
+    None if any turn is not one this UI could have written: the state comes from the browser and
+    may be tampered with, and what goes back to it must encode (no lone surrogates, no integers
+    past 64 bits: Gradio's encoder would fail mid-stream).
+    """
+    if not isinstance(turns, list):
+        return None
+    out = []
+    for t in turns:
+        turn = _clean_turn(t)
+        if turn is None:
+            return None
+        out.append(turn)
+    try:
+        json.dumps(out, ensure_ascii=False).encode("utf-8")
     except (TypeError, ValueError):
-        return False
+        return None
+    return out
+
+
+def _clean_turn(t: Any) -> Turn | None:
+    if not isinstance(t, dict) or not isinstance(t.get("question"), str):
+        return None
     error, answer = t.get("error"), t.get("answer")
     if error is not None and not (
-        isinstance(error, list) and all(isinstance(e, str) for e in error)
+        isinstance(error, list) and len(error) <= 2 and all(isinstance(e, str) for e in error)
     ):
-        return False
-    if answer is None:
-        return True
+        return None
+    turn: Turn = {"question": t["question"], "answer": None, "error": list(error) if error else None}
+    if answer is not None:
+        turn["answer"] = clean_answer(answer)
+        if turn["answer"] is None:
+            return None
+    return turn
+
+
+def clean_answer(answer: Any) -> dict[str, Any] | None:
+    """The fields of `Answer.to_dict()` the UI shows, type-checked; None if it is not one."""
     if not (
         isinstance(answer, dict)
         and isinstance(answer.get("answer"), str)
         and isinstance(answer.get("citations"), list)
     ):
-        return False
-    return all(
-        isinstance(c, dict)
-        and isinstance(c.get("source"), str)
-        and isinstance(c.get("quote"), str)
-        and isinstance(c.get("start"), int)
-        and isinstance(c.get("end"), int)
-        for c in answer["citations"]
-    )
+        return None
+    citations = []
+    for c in answer["citations"]:
+        if not (
+            isinstance(c, dict)
+            and isinstance(c.get("source"), str)
+            and isinstance(c.get("quote"), str)
+            and type(c.get("start")) is int
+            and type(c.get("end")) is int
+            and 0 <= c["start"] <= c["end"] <= MAX_OFFSET
+        ):
+            return None
+        citations.append({k: c[k] for k in ("source", "start", "end", "quote")})
+    out = {
+        "answer": answer["answer"],
+        "abstained": answer.get("abstained") is True,
+        "mode": answer.get("mode") if isinstance(answer.get("mode"), str) else "",
+        "citations": citations,
+    }
+    if isinstance(answer.get("notice"), str) and answer["notice"]:
+        out["notice"] = answer["notice"]
+    return out
 
 
 def history_messages(turns: list[Turn]) -> list[dict[str, str]]:
