@@ -255,7 +255,7 @@ def test_chat_keeps_only_the_fields_it_shows_and_survives_odd_errors(seeds: Path
     answer = {**_answer().to_dict(), "trace": {"x": 10**30}, "extra": "y" * 10}
     _, kept, *_ = ui.restore([{"question": "q", "answer": answer}])
     assert set(kept[0]["answer"]) == {"answer", "abstained", "mode", "citations"}
-    chat, kept, *_ = ui.restore([{"question": "q", "answer": None, "error": ["a", "b", "c"]}])
+    _, kept, *_ = ui.restore([{"question": "q", "answer": None, "error": ["a", "b", "c"]}])
     assert kept == []  # an error of three parts is not one this UI wrote (it crashed the page)
     event = gr.SelectData(None, {"index": "1", "value": ""})
     assert ui.select(event, [{"question": "q", "answer": answer}], -1) == (gr.skip(), gr.skip())

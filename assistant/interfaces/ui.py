@@ -360,7 +360,7 @@ def _clean_turn(t: Any) -> Turn | None:
         isinstance(error, list) and len(error) <= 2 and all(isinstance(e, str) for e in error)
     ):
         return None
-    turn: Turn = {"question": t["question"], "answer": None, "error": list(error) if error else None}
+    turn: Turn = {"question": t["question"], "answer": None, "error": list(error or []) or None}
     if answer is not None:
         turn["answer"] = clean_answer(answer)
         if turn["answer"] is None:
