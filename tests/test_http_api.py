@@ -286,6 +286,7 @@ def test_chat_completions_refuses_a_body_over_the_size_limit_with_413(serve: Ser
 
     resp = _post(base, chunked())  # type: ignore[arg-type]
     assert resp.status_code == 413 and "ASSISTANT_MAX_REQUEST_BYTES" in _error_of(resp)
+    assert "larger than the limit of 2000 bytes" in _error_of(resp)
     assert fake.calls == []
 
 

@@ -81,7 +81,7 @@ class ChatRequest(BaseModel):
 
 
 class _Gate:
-    """At most `size` requests in flight; the next one is refused (HTTP 429) instead of queued."""
+    """At most `size` requests in flight; the next one is refused (HTTP 503) instead of queued."""
 
     def __init__(self, size: int) -> None:
         self._slots = threading.BoundedSemaphore(size)
@@ -228,10 +228,14 @@ class Guard:
         return None
 
     def _too_large(self, size: int | None) -> JSONResponse:
-        shown = f"{size} bytes" if size is not None else "over the limit"
+        message = (
+            f"The request body is {size} bytes; the limit is {self.max_body_bytes} bytes."
+            if size is not None
+            else f"The request body is larger than the limit of {self.max_body_bytes} bytes."
+        )
         return _error(
             413,
-            f"The request body is {shown}; the limit is {self.max_body_bytes} bytes.",
+            message,
             hint="Send a shorter history, or raise ASSISTANT_MAX_REQUEST_BYTES.",
         )
 
