@@ -394,3 +394,27 @@ def test_other_methods_on_v1_get_an_openai_shaped_405(serve: Serve) -> None:
         resp = httpx.request(method, f"{base}/v1/models")
         assert resp.status_code == 405, method
         assert f"takes GET, HEAD, not {method}" in _error_of(resp)
+
+
+@pytest.mark.parametrize(
+    ("header", "allowed"),
+    [
+        ("127.0.0.1:7860", True),
+        ("127.8.9.10", True),
+        ("[::1]:7860", True),
+        ("LOCALHOST.", True),
+        ("app.localhost:80", True),
+        ("0.0.0.0:7860", False),
+        ("evil.example", False),
+        ("127.0.0.1.evil.example", False),
+        ("[::1", False),
+        ("", False),
+        ("assistant.example.org:443", True),  # listed
+    ],
+)
+def test_host_allow_list_takes_loopback_and_the_listed_names(header: str, allowed: bool) -> None:
+    from assistant.interfaces.http_api import host_allowed, host_name
+
+    assert host_allowed(host_name(header), ("assistant.example.org",)) is allowed
+    name = host_name(header)
+    assert host_allowed(name, ("*",)) is bool(name)  # "*": any host, but never a malformed one
