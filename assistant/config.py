@@ -40,6 +40,10 @@ class Settings:
     # chat UI and HTTP API (`assistant serve`)
     ui_auth: str = field(default="", repr=False)  # "user:password"; empty: no login required
     ui_queue_size: int = 16  # requests queued or running per API; more are turned away
+    max_request_bytes: int = 1_000_000  # larger HTTP request bodies are refused (413)
+    max_history_messages: int = 100  # messages before the question (API history, /v1 messages)
+    max_history_chars: int = 50_000  # characters in those messages, all together
+    allowed_hosts: str = ""  # comma-separated Host names served besides loopback; "*": any
     # Chroma: embedded under index_dir by default; a URL switches to a Chroma server
     chroma_url: str = ""  # e.g. http://127.0.0.1:8000 (docs/deployment.md)
     chroma_token: str = field(default="", repr=False)  # sent as a bearer token / X-Chroma-Token
@@ -87,7 +91,8 @@ class Settings:
                 "Unset it to use the default (auto).",
             )
         for name in ("chunk_sentences", "chunk_max_chars", "top_k", "candidate_k",
-                     "max_question_chars", "max_answer_sentences"):
+                     "max_question_chars", "max_answer_sentences", "max_request_bytes",
+                     "max_history_messages", "max_history_chars"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1.", "Check ASSISTANT_" + name.upper())
         if not self.llm_timeout > 0 or self.llm_retries < 0 or not 0 <= self.llm_temperature <= 2:
@@ -100,6 +105,13 @@ class Settings:
         if self.ui_queue_size < 1:
             raise ConfigError("ui_queue_size must be at least 1.", "Check ASSISTANT_UI_QUEUE_SIZE.")
         self._validate_storage()
+        for host in self.host_allow_list():
+            if host != "*" and not re.fullmatch(r"[a-z0-9._:\[\]-]+", host):
+                raise ConfigError(
+                    f"ASSISTANT_ALLOWED_HOSTS has an invalid host name {host!r}.",
+                    "List host names or addresses separated by commas, e.g. "
+                    "ASSISTANT_ALLOWED_HOSTS=assistant.example.org,192.0.2.7 (or * for any).",
+                )
         user, _, password = self.ui_auth.partition(":")
         if self.ui_auth and not (user and password):
             raise ConfigError(
@@ -127,6 +139,11 @@ class Settings:
                 "max_file_mb must be positive and ingest_lock_timeout at least 0.",
                 "Check ASSISTANT_MAX_FILE_MB and ASSISTANT_INGEST_LOCK_TIMEOUT.",
             )
+
+    def host_allow_list(self) -> tuple[str, ...]:
+        """`allowed_hosts` as lower-case names (the server always allows loopback too)."""
+        return tuple(h.strip().lower().rstrip(".") for h in self.allowed_hosts.split(",")
+                     if h.strip())
 
     def chunking_params(self) -> dict[str, int]:
         """The parameters an index is built with; a mismatch means the index must be rebuilt."""

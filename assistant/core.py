@@ -12,7 +12,8 @@ from typing import Any
 
 from assistant.answering.citations import SourceReader, verify
 from assistant.config import Settings
-from assistant.errors import BadInputError, IndexMissingError
+from assistant.errors import AssistantError, BadInputError, IndexMissingError
+from assistant.inputs import check_history
 from assistant.types import Answer, Citation, IngestSummary
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,7 @@ class Assistant:
 
         t0 = time.perf_counter()
         question = self._check_question(question)
+        history = self._check_history(history)
         engine = self._ensure_engine()
         answerer = LLMAnswerer(engine, self.encoder, self.chat_model, self._reader,
                                self._ask_extractive)
@@ -142,6 +144,7 @@ class Assistant:
     def _ask_extractive(self, question: str, history: list[dict[str, str]] | None) -> Answer:
         t0 = time.perf_counter()
         question = self._check_question(question)
+        history = self._check_history(history)
         engine = self._ensure_engine()
         t1 = time.perf_counter()
         search_text = _with_history(question, history)
@@ -198,6 +201,22 @@ class Assistant:
                 "skipped": len(manifest.get("skipped", [])),
                 "duplicates": len(manifest.get("duplicates", {}))}
 
+    def source_text(self, source: str) -> str | None:
+        """The text of a document the published index holds; None for any other path.
+
+        The chat UI renders sources through this, so a citation forged in the browser's chat state
+        can show nothing that ingest did not index (not `.env`, not a skipped file).
+        """
+        from assistant.indexing.manifest import read_manifest
+
+        try:
+            manifest = read_manifest(self.settings.index_dir)
+        except AssistantError:
+            return None
+        if manifest is None or source not in manifest["documents"]:
+            return None
+        return self._reader.text(source)
+
     # -- internals ------------------------------------------------------------------------------
     def _check_question(self, question: Any) -> str:
         if not isinstance(question, str):
@@ -211,6 +230,11 @@ class Assistant:
             raise BadInputError(f"The question is {len(question)} characters long; the limit is "
                                 f"{limit}.", "Shorten it, or raise ASSISTANT_MAX_QUESTION_CHARS.")
         return question.strip()
+
+    def _check_history(self, history: Any) -> list[dict[str, str]] | None:
+        s = self.settings
+        return check_history(history, max_messages=s.max_history_messages,
+                             max_chars=s.max_history_chars)
 
     def _warm_up_in_parallel(self) -> None:
         """Load the embedding model (checksum + ONNX session, mostly native code that releases the

@@ -63,3 +63,9 @@ class IndexBusyError(AssistantError):
     """Raised when another ingest holds the index's lock for longer than the wait allows."""
 
     exit_code = 8
+
+
+class ServeError(AssistantError):
+    """Raised when `assistant serve` cannot listen on its address (the port is in use, say)."""
+
+    exit_code = 9

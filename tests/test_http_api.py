@@ -6,6 +6,7 @@ The assistant is a queue-driven fake, so these tests pin the HTTP adapter, not a
 from __future__ import annotations
 
 import base64
+import json
 import socket
 import threading
 import time
@@ -240,8 +241,10 @@ def test_chat_completions_turns_requests_away_when_the_queue_is_full(serve: Serv
     first.start()
     try:
         assert fake.entered.wait(10)
-        with pytest.raises(openai.RateLimitError):
+        with pytest.raises(openai.InternalServerError) as err:  # 503, like Gradio's full queue
             _client(base).chat.completions.create(model="assistant", messages=messages)
+        assert err.value.status_code == 503 and err.value.response.headers["Retry-After"] == "1"
+        assert "The server is busy" in err.value.message
     finally:
         fake.release.set()
         first.join(10)
@@ -251,3 +254,167 @@ def test_chat_completions_turns_requests_away_when_the_queue_is_full(serve: Serv
 def test_models_lists_the_assistant(serve: Serve) -> None:
     models = _client(serve(FakeAssistant())).models.list()
     assert [m.id for m in models.data] == ["assistant"]
+
+
+def _post(base: str, content: bytes | str, **headers: str) -> Any:
+    return httpx.post(
+        f"{base}/v1/chat/completions",
+        content=content,
+        headers={"Content-Type": "application/json", **headers},
+        timeout=10,
+    )
+
+
+def _error_of(resp: Any) -> str:
+    """The OpenAI-shaped error message of a response (fails if the body has another shape)."""
+    body = resp.json()
+    assert set(body["error"]) == {"message", "type", "param", "code"}, body
+    return str(body["error"]["message"])
+
+
+def test_chat_completions_refuses_a_body_over_the_size_limit_with_413(serve: Serve) -> None:
+    fake = FakeAssistant()
+    base = serve(fake, max_request_bytes=2000)
+    big = json.dumps({"messages": [{"role": "user", "content": "x" * 3000}]})
+    resp = _post(base, big)
+    assert resp.status_code == 413
+    assert "the limit is 2000 bytes" in _error_of(resp)
+
+    def chunked() -> Iterator[bytes]:  # no Content-Length: counted while read
+        yield big[:1000].encode()
+        yield big[1000:].encode()
+
+    resp = _post(base, chunked())  # type: ignore[arg-type]
+    assert resp.status_code == 413 and "ASSISTANT_MAX_REQUEST_BYTES" in _error_of(resp)
+    assert "larger than the limit of 2000 bytes" in _error_of(resp)
+    assert fake.calls == []
+
+
+def test_chat_completions_caps_the_messages_and_characters_before_the_question(
+    serve: Serve,
+) -> None:
+    fake = FakeAssistant(_answer())
+    base = serve(fake, max_history_messages=3, max_history_chars=100)
+    turn = [{"role": "user", "content": "Who?"}, {"role": "assistant", "content": "Ann."}]
+    question = {"role": "user", "content": "When?"}
+    resp = httpx.post(f"{base}/v1/chat/completions", json={"messages": [*turn, *turn, question]})
+    assert resp.status_code == 400
+    assert _error_of(resp).startswith("The history has 4 messages; the limit is 3.")
+    long = [{"role": "system", "content": "s" * 101}, {"role": "user", "content": "When?"}]
+    resp = httpx.post(f"{base}/v1/chat/completions", json={"messages": long})
+    assert resp.status_code == 400
+    assert "The history is 101 characters long; the limit is 100." in _error_of(resp)
+    ok = httpx.post(f"{base}/v1/chat/completions", json={"messages": [*turn, question]})
+    assert ok.status_code == 200 and fake.calls == [("When?", turn)]
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [{"role": "user", "content": "When?\\ud800"}],
+        [{"role": "user", "content": [{"type": "text", "text": "\\udfff"}]}],
+        [{"role": "assistant", "content": "x\\udc80"}, {"role": "user", "content": "When?"}],
+    ],
+    ids=["question", "text-part", "history"],
+)
+def test_chat_completions_refuses_a_lone_surrogate_with_400(serve: Serve, messages: Any) -> None:
+    fake = FakeAssistant(_answer())
+    raw = json.dumps({"messages": messages}).replace("\\\\u", "\\u")  # a JSON escape
+    assert "\\ud" in raw or "\\udc" in raw
+    resp = _post(serve(fake), raw)
+    assert resp.status_code == 400
+    assert "is not valid Unicode: it has a lone surrogate" in _error_of(resp)
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (b"{not json", "Invalid request: "),
+        (b"", "Invalid request: body"),
+        (b'{"messages": [{"role": "user", "content": "\xff"}]}', "The request body could not be"),
+        (b"[" * 100_000 + b"]" * 100_000, "The request body could not be parsed"),
+    ],
+    ids=["malformed", "empty", "not-utf8", "deeply-nested"],
+)
+def test_chat_completions_body_parse_errors_are_in_openai_shape(
+    serve: Serve, body: bytes, needle: str
+) -> None:
+    resp = _post(serve(FakeAssistant(), max_request_bytes=500_000), body)
+    assert resp.status_code == 400, resp.text
+    assert _error_of(resp).startswith(needle)
+
+
+def test_unknown_v1_paths_and_methods_are_errors_in_openai_shape(serve: Serve) -> None:
+    base = serve(FakeAssistant())
+    resp = httpx.get(f"{base}/v1/chat/completions")
+    assert resp.status_code == 405 and resp.headers["Allow"] == "POST"
+    assert "takes POST, not GET" in _error_of(resp)
+    resp = httpx.post(f"{base}/v1/embeddings", json={})
+    assert resp.status_code == 404 and "There is no /v1/embeddings" in _error_of(resp)
+
+
+def test_server_refuses_a_foreign_host_or_origin_and_sends_security_headers(
+    serve: Serve,
+) -> None:
+    base = serve(FakeAssistant(_answer(), _answer()), allowed_hosts=("assistant.example.org",))
+    models = f"{base}/v1/models"
+    resp = httpx.get(models, headers={"Host": "evil.example"})
+    assert resp.status_code == 400 and "ASSISTANT_ALLOWED_HOSTS" in _error_of(resp)
+    assert "'evil.example' is not served here" in _error_of(resp)
+    for host in ("localhost:8000", "[::1]:8000", "127.0.0.1", "Assistant.Example.org."):
+        assert httpx.get(models, headers={"Host": host}).status_code == 200, host
+    resp = httpx.get(models, headers={"Origin": "http://evil.example"})
+    assert resp.status_code == 403 and "access-control-allow-origin" not in resp.headers
+    assert httpx.get(models, headers={"Origin": "http://127.0.0.1:7860"}).status_code == 200
+    resp = httpx.get(models)
+    assert resp.headers["X-Frame-Options"] == "DENY"
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+
+
+def test_a_body_that_never_arrives_is_refused_with_408_not_waited_for(serve: Serve) -> None:
+    fake = FakeAssistant()
+    base = serve(fake, body_timeout=0.5)
+    port = int(base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{}"
+        )
+        reply = s.recv(65536).decode()
+    assert reply.startswith("HTTP/1.1 408"), reply
+    assert "did not arrive within 0.5 s" in reply and fake.calls == []
+
+
+def test_other_methods_on_v1_get_an_openai_shaped_405(serve: Serve) -> None:
+    base = serve(FakeAssistant())
+    for method in ("OPTIONS", "TRACE", "DELETE"):
+        resp = httpx.request(method, f"{base}/v1/models")
+        assert resp.status_code == 405, method
+        assert f"takes GET, HEAD, not {method}" in _error_of(resp)
+
+
+@pytest.mark.parametrize(
+    ("header", "allowed"),
+    [
+        ("127.0.0.1:7860", True),
+        ("127.8.9.10", True),
+        ("[::1]:7860", True),
+        ("LOCALHOST.", True),
+        ("app.localhost:80", True),
+        ("0.0.0.0:7860", False),
+        ("evil.example", False),
+        ("127.0.0.1.evil.example", False),
+        ("[::1", False),
+        ("", False),
+        ("assistant.example.org:443", True),  # listed
+    ],
+)
+def test_host_allow_list_takes_loopback_and_the_listed_names(header: str, allowed: bool) -> None:
+    from assistant.interfaces.http_api import host_allowed, host_name
+
+    assert host_allowed(host_name(header), ("assistant.example.org",)) is allowed
+    name = host_name(header)
+    assert host_allowed(name, ("*",)) is bool(name)  # "*": any host, but never a malformed one

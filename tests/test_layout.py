@@ -16,6 +16,7 @@ STAGES: dict[str, int] = {
     "errors": 0,
     "types": 0,
     "fileio": 0,
+    "inputs": 0,
     "documents": 1,
     "indexing": 2,
     "llm": 2,

@@ -8,6 +8,7 @@ Browser tests are skipped when /usr/bin/chromium is absent.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -98,6 +99,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     shutil.copy(SEED, seeds / SEED.name)
     (seeds / "lighthouse.txt").write_text(NOTE, encoding="utf-8")
     (seeds / "xss_notes.md").write_text(XSS, encoding="utf-8")
+    # first in sorted order: one Latin-1 file once cost the UI all its example questions
+    (seeds / "000_0latin1.txt").write_bytes("Caf\xe9 in Z\xfcrich.\n".encode("latin-1"))
     env = {
         k: v
         for k, v in os.environ.items()
@@ -183,12 +186,19 @@ def page(browser: Any, site: Site, login: list[dict[str, Any]]) -> Iterator[Any]
         route.abort()
 
     context.route(re.compile(r"^(?!http://127\.0\.0\.1[:/]|data:|blob:)"), block)
+    context.add_init_script(
+        "window.__csp = []; document.addEventListener('securitypolicyviolation', "
+        "e => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));"
+    )
     pg = context.new_page()
-    pg.goto(site.url)
+    response = pg.goto(site.url)
+    assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     pg.wait_for_selector("#chat", timeout=ANSWER_TIMEOUT_MS)
     yield pg
+    violations = pg.evaluate("window.__csp")
     context.close()
     assert outside == [], f"the page fetched from outside the server: {outside}"
+    assert violations == [], f"the page broke its Content-Security-Policy: {violations}"
 
 
 def _ask(pg: Any, question: str) -> Any:
@@ -401,3 +411,36 @@ def test_server_requires_the_login(site: Site) -> None:
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(site.url + path, timeout=5)
         assert err.value.code == 401
+
+
+def test_server_refuses_a_foreign_host_and_sends_the_security_headers(site: Site) -> None:
+    for path in ("/", "/config", "/v1/models"):
+        req = urllib.request.Request(site.url + path, headers={"Host": "evil.example"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=5)
+        assert err.value.code == 400, path  # before the login: DNS rebinding reads nothing
+        assert "'evil.example' is not served here" in err.value.read().decode()
+    with urllib.request.urlopen(site.url + "/", timeout=5) as resp:  # the login page
+        headers = resp.headers
+    assert "default-src 'self'" in headers["Content-Security-Policy"]
+    assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_gradio_api_errors_are_one_sentence(site: Site) -> None:
+    """Too few inputs and a lone surrogate, sent raw (gradio_client fills in and encodes both)."""
+    import httpx
+
+    for data, needle in (
+        ([], "The call sent 0 input value(s); this endpoint takes 2."),
+        (["Who\\ud800?", None], "The question is not valid Unicode"),
+    ):
+        raw = json.dumps({"data": data}).replace("\\\\u", "\\u")  # a JSON escape
+        with httpx.Client(base_url=site.url, timeout=30) as c:
+            c.post("/login", data={"username": USER, "password": PASSWORD})
+            r = c.post(
+                "/gradio_api/call/ask", content=raw, headers={"Content-Type": "application/json"}
+            )
+            assert r.status_code == 200, r.text
+            events = c.get(f"/gradio_api/call/ask/{r.json()['event_id']}").text
+        assert "event: error" in events and needle in events, events
+        assert " object at 0x" not in events

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +49,12 @@ class FakeAssistant:
         if isinstance(item, Exception):
             raise item
         return item
+
+    def source_text(self, source: str) -> str | None:
+        """Like `Assistant.source_text`: only the documents "indexed" (here: light.txt)."""
+        if source != "light.txt":
+            return None
+        return (self.settings.seeds_dir / source).read_text(encoding="utf-8")
 
 
 class StreamingFake(FakeAssistant):
@@ -162,6 +169,34 @@ def test_chat_restore_never_reads_outside_the_seeds_folder(seeds: Path) -> None:
     assert "can no longer be read" in sources
 
 
+@pytest.mark.parametrize("source", [".env", "notes/never-indexed.txt"])
+def test_chat_restore_shows_only_documents_the_index_holds(seeds: Path, source: str) -> None:
+    (seeds / "notes").mkdir()
+    (seeds / source).write_text("API_KEY=sk-very-secret\n", encoding="utf-8")
+    forged = {
+        "answer": "x [1]",
+        "abstained": False,
+        "mode": "extractive",
+        "citations": [{"source": source, "start": 0, "end": 7, "quote": "API_KEY"}],
+    }
+    ui = ChatUI(FakeAssistant(seeds))
+    _, _, sources, *_ = ui.restore([{"question": "q", "answer": forged}])
+    assert "sk-very-secret" not in sources and "<mark" not in sources
+    assert "can no longer be read" in sources
+    event = gr.SelectData(None, {"index": 1, "value": ""})
+    shown, _ = ui.select(event, [{"question": "q", "answer": forged}], -1)
+    assert "sk-very-secret" not in shown
+
+
+def test_chat_examples_survive_a_file_that_is_not_utf8(seeds: Path) -> None:
+    (seeds / "000-latin1.txt").write_bytes("Caf\xe9 Morrow in Z\xfcrich.\n".encode("latin-1"))
+    (seeds / "light.txt").write_text(TEXT * 3, encoding="utf-8")
+    fake = FakeAssistant(seeds, _answer(), _answer(), _answer())
+    examples = ChatUI(fake).examples()
+    assert examples and all(q.startswith("What do the documents say about ") for q in examples)
+    assert any("Brightwater" in q or "Ada Morrow" in q for q in examples)
+
+
 def test_chat_restore_marks_an_interrupted_answer_and_drops_a_foreign_state(seeds: Path) -> None:
     ui = ChatUI(FakeAssistant(seeds))
     chat, turns, *_ = ui.restore([{"question": "q", "answer": None}])
@@ -176,3 +211,51 @@ def test_ask_api_returns_the_answer_json_or_a_gradio_error(seeds: Path) -> None:
     assert ui.ask_api("When?") == _answer().to_dict()
     with pytest.raises(gr.Error, match=r"The question is empty\."):
         ui.ask_api("")
+
+
+def test_chat_refuses_a_lone_surrogate_and_keeps_the_turn_sendable(seeds: Path) -> None:
+    fake = FakeAssistant(seeds)
+    chat, turns, *_ = list(ChatUI(fake).respond("When\ud800?", []))[-1]
+    assert "is not valid Unicode" in _last(chat) and fake.calls == []
+    assert turns[0]["question"] == "When??"
+    json.dumps(turns, ensure_ascii=False).encode("utf-8")  # what Gradio sends to the browser
+    forged = [{"question": "q\udc80", "answer": None, "error": ["x", ""]}]
+    chat, kept, *_ = ChatUI(fake).restore(forged)
+    assert (chat, kept) == ([], [])
+
+
+def test_ask_api_refuses_a_lone_surrogate_with_one_sentence(seeds: Path) -> None:
+    fake = FakeAssistant(seeds)
+    with pytest.raises(gr.Error, match=r"The question is not valid Unicode: it has a lone"):
+        ChatUI(fake).ask_api("Who\ud83d?")
+    assert fake.calls == []
+
+
+@pytest.mark.parametrize(
+    "citation",
+    [
+        {"source": "light.txt", "start": 10**30, "end": 10**31, "quote": "The"},  # past 64 bits
+        {"source": "light.txt", "start": 5, "end": 2, "quote": "The"},
+        {"source": "light.txt", "start": True, "end": 3, "quote": "The"},
+    ],
+    ids=["huge", "backwards", "bool"],
+)
+def test_chat_restore_drops_a_state_whose_offsets_no_answer_has(
+    seeds: Path, citation: dict[str, Any]
+) -> None:
+    answer = {"answer": "x [1]", "abstained": False, "mode": "extractive", "citations": [citation]}
+    chat, kept, _, shown, *_ = ChatUI(FakeAssistant(seeds)).restore(
+        [{"question": "q", "answer": answer}]
+    )
+    assert (chat, kept, shown) == ([], [], -1)
+
+
+def test_chat_keeps_only_the_fields_it_shows_and_survives_odd_errors(seeds: Path) -> None:
+    ui = ChatUI(FakeAssistant(seeds))
+    answer = {**_answer().to_dict(), "trace": {"x": 10**30}, "extra": "y" * 10}
+    _, kept, *_ = ui.restore([{"question": "q", "answer": answer}])
+    assert set(kept[0]["answer"]) == {"answer", "abstained", "mode", "citations"}
+    _, kept, *_ = ui.restore([{"question": "q", "answer": None, "error": ["a", "b", "c"]}])
+    assert kept == []  # an error of three parts is not one this UI wrote (it crashed the page)
+    event = gr.SelectData(None, {"index": "1", "value": ""})
+    assert ui.select(event, [{"question": "q", "answer": answer}], -1) == (gr.skip(), gr.skip())

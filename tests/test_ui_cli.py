@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from assistant.interfaces.cli import build_parser
 
@@ -46,3 +50,31 @@ def test_serve_rejects_a_malformed_auth_setting(tmp_path: Path) -> None:
         env={**os.environ, "ASSISTANT_UI_AUTH": "no-colon"},
     )
     assert out.returncode == 2 and "ASSISTANT_UI_AUTH must be user:password" in out.stderr
+
+
+def test_serve_refuses_a_port_out_of_range_as_a_usage_error(capsys: Any) -> None:
+    for port in ("99999", "0", "-1", "http"):
+        with pytest.raises(SystemExit) as err:
+            build_parser().parse_args(["serve", "--port", port])
+        assert err.value.code == 2
+        assert f"{port!r} is not a port number (1-65535)" in capsys.readouterr().err
+
+
+def test_serve_on_a_port_in_use_says_so_and_exits_9(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("A note.\n", encoding="utf-8")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        out = subprocess.run(
+            [sys.executable, "-m", "assistant", "serve", "--port", str(port),
+             "--seeds", str(tmp_path), "--index", str(tmp_path / "index")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "ASSISTANT_MODE": "extractive"},
+        )
+    assert out.returncode == 9, out.stderr
+    assert f"error: Port {port} is already in use on 127.0.0.1." in out.stderr
+    assert "hint: Stop the program that uses it, or pass another --port." in out.stderr
+    assert "Traceback" not in out.stderr

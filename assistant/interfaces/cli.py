@@ -13,7 +13,15 @@ from assistant.errors import AssistantError, ConfigError
 
 EXIT_CODES = """exit codes: 0 ok, 1 error, 2 usage or bad input, 3 seeds folder problem,
 4 index missing or incompatible, 5 embedding model problem, 6 backend failure (e.g. the Chroma
-server is down), 7 eval gate failed, 8 index busy (another ingest holds its lock)"""
+server is down), 7 eval gate failed, 8 index busy (another ingest holds its lock), 9 serve cannot
+listen (the port is in use or not permitted)"""
+
+
+def _port(value: str) -> int:
+    """An argparse type: a TCP port number, 1-65535."""
+    if not value.strip().isdigit() or not 1 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number (1-65535)")
+    return int(value)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -51,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="chat in the browser; OpenAI-compatible API at /v1")
     _common(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=7860, help="port to listen on (default: 7860)")
+    p.add_argument("--port", type=_port, default=7860, help="port to listen on (default: 7860)")
     _mode(p)
 
     p = sub.add_parser("eval", help="run the regression eval sets")

@@ -7,8 +7,11 @@ never pays for it. The UI is an adapter: answering is `Assistant.ask`/`stream`, 
 
 from __future__ import annotations
 
+import errno
+import json
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -19,9 +22,9 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio read
 import gradio as gr
 import uvicorn
 
-from assistant.answering.citations import SourceReader
 from assistant.documents.reader import discover, read_text
-from assistant.errors import AssistantError
+from assistant.errors import AssistantError, ServeError
+from assistant.inputs import check_text
 from assistant.interfaces import ui_html
 from assistant.interfaces.http_api import create_app
 from assistant.types import Answer
@@ -127,13 +130,17 @@ class ChatUI:
     def __init__(self, assistant: Any) -> None:
         self.assistant = assistant
         self.root = assistant.settings.seeds_dir.resolve()
-        self.reader = SourceReader(assistant.settings.seeds_dir)
 
     def read(self, source: str) -> str | None:
-        """A source's text; None outside the seeds folder (the chat state comes from browsers)."""
+        """The text of a document the index holds, else None.
+
+        The chat state comes from the browser, so its citations are claims: only a document that
+        ingest indexed is read (never `.env` or a skipped file), and `ui_html` marks a span only
+        where the document holds exactly the quoted text.
+        """
         if self.root not in (self.root / source).resolve().parents:
             return None
-        return self.reader.text(source)
+        return self.assistant.source_text(source)
 
     # -- labels ---------------------------------------------------------------------------------
     def model_name(self) -> str | None:
@@ -176,15 +183,22 @@ class ChatUI:
 
     def respond(self, question: str, turns: list[Turn] | None) -> Iterator[tuple[Any, ...]]:
         """Answer one question (streaming when the assistant can), with the history so far."""
-        question = question or ""
+        question = question if isinstance(question, str) else ""
         if not question.strip():
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
-        turns = [*turns] if isinstance(turns, list) and all(map(_valid_turn, turns)) else []
+        turns = kept_turns(turns) or []
         history = history_messages(turns)
         turn: Turn = {"question": question, "answer": None, "error": None}
         turns.append(turn)
         index = len(turns) - 1
+        try:
+            check_text(question, "question")
+        except AssistantError as exc:  # kept as shown: a lone surrogate cannot go to the browser
+            turn["question"] = question.encode("utf-8", "replace").decode("utf-8")
+            turn["error"] = [exc.message, exc.hint]
+            yield self.messages(turns), turns, gr.skip(), gr.skip(), gr.skip(), ""
+            return
         yield self.messages(turns), turns, gr.skip(), gr.skip(), gr.skip(), ""
         try:
             answer = None
@@ -206,7 +220,7 @@ class ChatUI:
             turn["error"] = ["Something went wrong while answering.", "See the server log."]
             yield self.messages(turns), turns, gr.skip(), gr.skip(), gr.skip(), ""
             return
-        turn["answer"] = answer.to_dict()
+        turn["answer"] = clean_answer(answer.to_dict())
         label = ui_html.mode_label(answer.mode, self.model_name())
         yield (
             self.messages(turns),
@@ -220,8 +234,11 @@ class ChatUI:
     def select(self, event: gr.SelectData, turns: list[Turn] | None, shown: int) -> tuple[Any, Any]:
         """Clicking an answer (or a marker in it) shows that answer's sources."""
         index = event.index[0] if isinstance(event.index, list | tuple) else event.index
-        turn = int(index) // 2
-        if not isinstance(turns, list) or not all(map(_valid_turn, turns)):
+        if type(index) is not int:
+            return gr.skip(), gr.skip()
+        turn = index // 2
+        turns = kept_turns(turns)
+        if turns is None or turn < 0:
             return gr.skip(), gr.skip()
         if turn == shown or turn >= len(turns) or turns[turn].get("answer") is None:
             return gr.skip(), gr.skip()
@@ -229,14 +246,13 @@ class ChatUI:
 
     def restore(self, turns: list[Turn] | None) -> tuple[Any, ...]:
         """On page load: the chat kept in the browser, its last sources, the status and mode."""
-        kept = []
-        if isinstance(turns, list) and all(_valid_turn(t) for t in turns):
-            for t in turns:
-                if t.get("answer") is None and not t.get("error"):
-                    t = {**t, "error": ["This answer was interrupted (the page was reloaded).", ""]}
-                kept.append(t)
-        else:
+        kept = kept_turns(turns)
+        if kept is None:
             log.info("Ignoring a chat state this UI did not write.")
+            kept = []
+        for t in kept:
+            if t["answer"] is None and not t["error"]:
+                t["error"] = ["This answer was interrupted (the page was reloaded).", ""]
         last = max((i for i, t in enumerate(kept) if t.get("answer") is not None), default=-1)
         return (
             self.messages(kept),
@@ -262,12 +278,16 @@ class ChatUI:
         )
 
     # -- the Gradio API endpoint ----------------------------------------------------------------
-    def ask_api(self, question: str, history: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    def ask_api(
+        self, question: str = "", history: list[dict[str, str]] | None = None
+    ) -> dict[str, Any]:
         """Answer `question` from the documents: the answer as JSON, with verified citations.
 
         `history` is the conversation so far, as [{"role": "user"|"assistant", "content": ...}].
         """
         try:
+            if isinstance(question, str):
+                check_text(question, "question")
             return self.assistant.ask(question, history=history or None).to_dict()
         except AssistantError as exc:
             raise gr.Error(str(exc)) from None
@@ -278,9 +298,15 @@ class ChatUI:
     def examples(self) -> list[str]:
         """Questions about names that recur in the documents, kept if they get an answer."""
         try:
-            texts = [read_text(p) for p in discover(self.assistant.settings.seeds_dir)[:20]]
-        except (AssistantError, OSError, UnicodeDecodeError):
+            paths = discover(self.assistant.settings.seeds_dir)
+        except (AssistantError, OSError):
             return []
+        texts = []
+        for path in paths[:20]:
+            try:
+                texts.append(read_text(path))
+            except (AssistantError, OSError, UnicodeDecodeError):
+                continue  # one unreadable file must not cost the others their examples
         candidates = ui_html.example_questions(texts, k=12)
         try:
             indexed = self.assistant.status().get("indexed")
@@ -301,31 +327,76 @@ class ChatUI:
         return picked
 
 
-def _valid_turn(t: Any) -> bool:
-    """Whether a turn kept in the browser has the shape this UI writes (it may be tampered with)."""
+MAX_OFFSET = 2**53  # larger integers are not JSON numbers every client reads alike
+
+
+def kept_turns(turns: Any) -> list[Turn] | None:
+    """The chat kept in the browser, each turn rebuilt from the fields this UI writes.
+
+    None if any turn is not one this UI could have written: the state comes from the browser and
+    may be tampered with, and what goes back to it must encode (no lone surrogates, no integers
+    past 64 bits: Gradio's encoder would fail mid-stream).
+    """
+    if not isinstance(turns, list):
+        return None
+    out = []
+    for t in turns:
+        turn = _clean_turn(t)
+        if turn is None:
+            return None
+        out.append(turn)
+    try:
+        json.dumps(out, ensure_ascii=False).encode("utf-8")
+    except (TypeError, ValueError):
+        return None
+    return out
+
+
+def _clean_turn(t: Any) -> Turn | None:
     if not isinstance(t, dict) or not isinstance(t.get("question"), str):
-        return False
+        return None
     error, answer = t.get("error"), t.get("answer")
     if error is not None and not (
-        isinstance(error, list) and all(isinstance(e, str) for e in error)
+        isinstance(error, list) and len(error) <= 2 and all(isinstance(e, str) for e in error)
     ):
-        return False
-    if answer is None:
-        return True
+        return None
+    turn: Turn = {"question": t["question"], "answer": None, "error": list(error or []) or None}
+    if answer is not None:
+        turn["answer"] = clean_answer(answer)
+        if turn["answer"] is None:
+            return None
+    return turn
+
+
+def clean_answer(answer: Any) -> dict[str, Any] | None:
+    """The fields of `Answer.to_dict()` the UI shows, type-checked; None if it is not one."""
     if not (
         isinstance(answer, dict)
         and isinstance(answer.get("answer"), str)
         and isinstance(answer.get("citations"), list)
     ):
-        return False
-    return all(
-        isinstance(c, dict)
-        and isinstance(c.get("source"), str)
-        and isinstance(c.get("quote"), str)
-        and isinstance(c.get("start"), int)
-        and isinstance(c.get("end"), int)
-        for c in answer["citations"]
-    )
+        return None
+    citations = []
+    for c in answer["citations"]:
+        if not (
+            isinstance(c, dict)
+            and isinstance(c.get("source"), str)
+            and isinstance(c.get("quote"), str)
+            and type(c.get("start")) is int
+            and type(c.get("end")) is int
+            and 0 <= c["start"] <= c["end"] <= MAX_OFFSET
+        ):
+            return None
+        citations.append({k: c[k] for k in ("source", "start", "end", "quote")})
+    out = {
+        "answer": answer["answer"],
+        "abstained": answer.get("abstained") is True,
+        "mode": answer.get("mode") if isinstance(answer.get("mode"), str) else "",
+        "citations": citations,
+    }
+    if isinstance(answer.get("notice"), str) and answer["notice"]:
+        out["notice"] = answer["notice"]
+    return out
 
 
 def history_messages(turns: list[Turn]) -> list[dict[str, str]]:
@@ -349,11 +420,23 @@ def answer_items(
     yield assistant.ask(question, history=history or None)
 
 
+class _Blocks(gr.Blocks):
+    """Blocks whose "too few inputs" refusal is one sentence, not the components' reprs."""
+
+    def validate_inputs(self, block_fn: Any, inputs: list[Any]) -> None:
+        if len(inputs) < len(block_fn.inputs):
+            raise gr.Error(
+                f"The call sent {len(inputs)} input value(s); this endpoint takes "
+                f"{len(block_fn.inputs)}. See the API page (/?view=api) for its parameters."
+            )
+        super().validate_inputs(block_fn, inputs)
+
+
 def build_blocks(assistant: Any) -> gr.Blocks:
     """The chat app: chat and examples on the left; sources and index status on the right."""
     ui = ChatUI(assistant)
     examples = ui.examples()
-    with gr.Blocks(title="Assistant: grounded answers", analytics_enabled=False) as demo:
+    with _Blocks(title="Assistant: grounded answers", analytics_enabled=False) as demo:
         # the chat lives in the browser (localStorage), so a reload keeps answers and citations
         turns = gr.BrowserState([], storage_key="assistant-chat")
         shown = gr.State(-1)
@@ -438,10 +521,18 @@ def build_blocks(assistant: Any) -> gr.Blocks:
     return demo
 
 
-def build_app(assistant: Any) -> Any:
+def build_app(assistant: Any, extra_hosts: tuple[str, ...] = ()) -> Any:
     """The FastAPI app: `/v1/...` (OpenAI-compatible) and the Gradio UI and API at `/`."""
     settings = assistant.settings
-    app = create_app(assistant, auth=settings.ui_auth, queue_size=settings.ui_queue_size)
+    app = create_app(
+        assistant,
+        auth=settings.ui_auth,
+        queue_size=settings.ui_queue_size,
+        max_request_bytes=settings.max_request_bytes,
+        max_history_messages=settings.max_history_messages,
+        max_history_chars=settings.max_history_chars,
+        allowed_hosts=(*settings.host_allow_list(), *extra_hosts),
+    )
     demo = build_blocks(assistant).queue(
         max_size=settings.ui_queue_size, default_concurrency_limit=1
     )
@@ -459,8 +550,38 @@ def build_app(assistant: Any) -> Any:
         theme=theme,
         css=CSS,
         head=JS,
-        show_error=True,
+        show_error=False,  # our callbacks raise gr.Error, which is shown; nothing else leaks
     )
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to `host:port`, or `ServeError` saying why not (in use, not permitted)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ServeError(
+            f"Cannot listen on {host!r}: {getattr(exc, 'strerror', None) or exc}.",
+            "Pass --host an address of this machine, e.g. 127.0.0.1 or 0.0.0.0.",
+        ) from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # not SO_REUSEPORT
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if exc.errno == errno.EADDRINUSE:
+            raise ServeError(
+                f"Port {port} is already in use on {host}.",
+                "Stop the program that uses it, or pass another --port.",
+            ) from None
+        raise ServeError(
+            f"Cannot listen on {shown}: {exc.strerror or exc}.",
+            "Ports below 1024 need root; pick another --port or --host.",
+        ) from None
+    return sock
 
 
 def serve(assistant: Any, *, host: str = "127.0.0.1", port: int = 7860) -> int:
@@ -469,7 +590,10 @@ def serve(assistant: Any, *, host: str = "127.0.0.1", port: int = 7860) -> int:
         log.warning(
             "Serving on %s without ASSISTANT_UI_AUTH: anyone who can reach it can use it.", host
         )
-    app = build_app(assistant)
+    sock = listen(host, port)  # before the slow app build: a taken port fails at once
+    # the address it was started on is served too (a wildcard address names no host)
+    named = () if host in ("0.0.0.0", "::", "") else (host.lower(),)
+    app = build_app(assistant, named)
     shown = f"[{host}]" if ":" in host else host
     print(
         f"Serving the assistant on http://{shown}:{port}/  (OpenAI-compatible API at "
@@ -478,5 +602,9 @@ def serve(assistant: Any, *, host: str = "127.0.0.1", port: int = 7860) -> int:
         flush=True,
     )
     # open event streams (browsers, gradio_client) would otherwise hold up Ctrl+C and SIGTERM
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=3)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
     return 0
