@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from assistant.answering.citations import SourceReader, verify
+from assistant.answering.citations import SourceReader, verify, with_pages
 from assistant.config import Settings
 from assistant.errors import BadInputError, IndexMissingError
 from assistant.types import Answer, Citation, IngestSummary
@@ -42,7 +42,8 @@ class Assistant:
         self._engine: Any = None
         self._engine_version: Any = None  # build_key of the loaded manifest
         self._lock = threading.RLock()
-        self._reader = SourceReader(settings.seeds_dir, settings.max_file_mb)
+        self._reader = SourceReader(settings.seeds_dir, settings.max_file_mb,
+                                    settings.max_pdf_pages)
 
     # -- components, created on first use -------------------------------------------------------
     @property
@@ -92,8 +93,10 @@ class Assistant:
             return self._chat_model
 
     # -- public API -----------------------------------------------------------------------------
-    def ingest(self, *, rebuild: bool = False, progress: bool = False) -> IngestSummary:
+    def ingest(self, *, rebuild: bool = False, progress: bool | str = False) -> IngestSummary:
         """Build or refresh the index; unchanged documents are skipped.
+
+        `progress=True` shows a tqdm bar on a terminal, `"always"` shows it anyway.
 
         Asks keep answering from the previous version meanwhile (no lock held here: the index's
         file lock orders ingests, and the next ask loads the new version).
@@ -135,6 +138,7 @@ class Assistant:
                                self._ask_extractive)
         for item in answerer.run(question, history, stream=stream, t0=t0):
             if isinstance(item, Answer):
+                item.citations = with_pages(item.citations, self._reader)
                 item.trace.setdefault("index_version", engine.manifest["version"])
                 item.sources = item.sources or engine.titles(item.citations)
             yield item
@@ -153,7 +157,7 @@ class Assistant:
         picks, confidence = ([], 0.0) if instruction else engine.answerer.pick(
             question, retrieval.question_tokens, retrieval.evidence)
         citations = [Citation(p.evidence.source, p.start, p.end, p.text) for p in picks]
-        verified = verify(citations, self._reader)
+        verified = with_pages(verify(citations, self._reader), self._reader)
         t3 = time.perf_counter()
         timings = {"load": (t1 - t0) * 1000, "retrieve": (t2 - t1) * 1000,
                    **{f"retrieve.{k}": v for k, v in retrieval.timings_ms.items()},
