@@ -95,9 +95,10 @@ def scanned_pdf(path: Path) -> Path:
 
 def pages_pdf(path: Path, pages: int) -> Path:
     """A PDF of `pages` short pages (for the page limit and the benchmark)."""
-    body = "".join(
-        f"<p style='break-after:page'>Page note {i}: the tide table for week {i} was posted at "
-        f"the harbour office.</p>"
+    words = ("harbour", "ferry", "lighthouse", "quay", "pier", "slipway", "buoy")
+    body = "".join(  # lines that differ in more than digits (or they read as running headers)
+        f"<p style='break-after:page'>Page note {i}: the {words[i % 7]} table for week {i} was "
+        f"posted.</p>"
         for i in range(1, pages + 1)
     )
     return print_pdf(body, path, STYLE + "@page{size:A6;margin:10mm}")
