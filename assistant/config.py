@@ -126,7 +126,8 @@ class Settings:
             )
         if not self.max_file_mb > 0 or not self.max_upload_mb > 0 or self.ingest_lock_timeout < 0:
             raise ConfigError(
-                "max_file_mb and max_upload_mb must be positive and ingest_lock_timeout at least 0.",
+                "max_file_mb and max_upload_mb must be positive and ingest_lock_timeout at "
+                "least 0.",
                 "Check ASSISTANT_MAX_FILE_MB, ASSISTANT_MAX_UPLOAD_MB and "
                 "ASSISTANT_INGEST_LOCK_TIMEOUT.",
             )

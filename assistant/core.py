@@ -106,6 +106,25 @@ class Assistant:
         return ingest(self.settings, lambda: self.encoder, lambda: self.store,
                             rebuild=rebuild, progress=progress)
 
+    def add_document(self, name: str, path: str | Path) -> Any:
+        """Add the file at `path` to the seeds folder as `name`, checked first (not ingested).
+
+        Returns `documents.uploads.Stored` (its source name, and whether it was renamed because
+        another file had the name); raises `BadInputError` with the reason if it cannot be read.
+        """
+        from assistant.documents.reader import mb_to_bytes
+        from assistant.documents.uploads import store_upload
+
+        s = self.settings
+        return store_upload(s.seeds_dir, name, Path(path), max_pdf_pages=s.max_pdf_pages,
+                            max_bytes=mb_to_bytes(min(s.max_upload_mb, s.max_file_mb)))
+
+    def remove_document(self, source: str) -> Path:
+        """Move a document out of the seeds folder (into `.removed/` there); not re-ingested."""
+        from assistant.documents.uploads import remove_document
+
+        return remove_document(self.settings.seeds_dir, source)
+
     def ask(self, question: str, *, history: list[dict[str, str]] | None = None) -> Answer:
         """Answer a question from the documents, with verified citations (or abstain)."""
         if self.mode == "llm":

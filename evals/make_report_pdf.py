@@ -1,4 +1,4 @@
-"""Render the report eval corpus to PDF: evals/corpora/report_src/report.html -> report_pdf/report.pdf.
+"""Render the report eval corpus to PDF: corpora/report_src/report.html -> report_pdf/report.pdf.
 
     python evals/make_report_pdf.py [--chromium /usr/bin/chromium]
 

@@ -71,8 +71,8 @@ def two_column_pdf(path: Path) -> Path:
 
 
 def hyphenated_pdf(path: Path) -> Path:
-    soft = " ".join(["extra&shy;ordinary inter&shy;nation&shy;alization tele&shy;communi&shy;cation"]
-                    * 10)  # fmt: skip
+    words = "extra&shy;ordinary inter&shy;nation&shy;alization tele&shy;communi&shy;cation"
+    soft = " ".join([words] * 10)
     hard = " ".join(["well-known state-of-the-art re-entry"] * 10)
     return print_pdf(
         f"<div style='width:45mm;text-align:justify;hyphens:manual'><p>{soft}</p><p>{hard}</p>"

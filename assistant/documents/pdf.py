@@ -303,24 +303,35 @@ def load(path: Path, max_bytes: int | None = None, max_pages: int = DEFAULT_MAX_
 
 @dataclass(frozen=True)
 class PageImage:
-    """A rendered page with a span highlighted: PNG bytes and the highlight's boxes, as fractions
-    of the image (left, top, right, bottom), for scrolling to it."""
+    """A rendered page with spans highlighted: PNG bytes and each highlight box as (the span's
+    index, (left, top, right, bottom) as fractions of the image), for scrolling to it."""
 
     page: int
     png: bytes
-    boxes: tuple[tuple[float, float, float, float], ...]
+    boxes: tuple[tuple[int, tuple[float, float, float, float]], ...]
 
 
-def render_span(path: Path, start: int, end: int, *, dpi: int = RENDER_DPI,
+Span = tuple[int, int, tuple[int, int, int, int]]  # start, end (of the text), highlight RGBA
+
+
+def render_span(path: Path, start: int, end: int, **kwargs: Any) -> PageImage:
+    """The page holding `[start, end)` of the PDF's text, with those characters highlighted."""
+    pdf = load(path, kwargs.get("max_bytes"), kwargs.get("max_pages", DEFAULT_MAX_PAGES))
+    return render_page(path, pdf.page_at(start).number, [(start, end, HIGHLIGHT_RGBA)], **kwargs)
+
+
+def render_page(path: Path, page_number: int, spans: list[Span], *, dpi: int = RENDER_DPI,
                 max_bytes: int | None = None, max_pages: int = DEFAULT_MAX_PAGES
                 ) -> PageImage:  # fmt: skip
-    """The page holding `[start, end)` of the PDF's text, with those characters highlighted."""
+    """Page `page_number` (1-based) with the characters of each span on it highlighted."""
     from assistant.documents.reader import read_bytes
 
     pdf = load(path, max_bytes, max_pages)
-    page = pdf.page_at(start)
-    lo, hi = max(start - page.start, 0), min(end - page.start, len(page.src))
-    indices = sorted({k for k in page.src[lo:hi] if k >= 0})
+    page = pdf.pages[page_number - 1]
+    chars = []
+    for start, end, _ in spans:
+        lo, hi = max(start - page.start, 0), max(min(end - page.start, len(page.src)), 0)
+        chars.append(sorted({k for k in page.src[lo:hi] if k >= 0}))
     pdfium = _pdfium()
     from PIL import Image, ImageDraw
 
@@ -332,21 +343,22 @@ def render_span(path: Path, start: int, end: int, *, dpi: int = RENDER_DPI,
             image = p.render(scale=dpi / 72).to_pil().convert("RGBA")
             w, h = image.size
             boxes = []
-            for left, bottom, right, top in _line_rects(tp, indices):
-                x0, y0 = _to_pixels(pdfium.raw, p, w, h, left, top)
-                x1, y1 = _to_pixels(pdfium.raw, p, w, h, right, bottom)
-                boxes.append((min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
+            for i, indices in enumerate(chars):
+                for left, bottom, right, top in _line_rects(tp, indices):
+                    x0, y0 = _to_pixels(pdfium.raw, p, w, h, left, top)
+                    x1, y1 = _to_pixels(pdfium.raw, p, w, h, right, bottom)
+                    boxes.append((i, (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))))
             tp.close()
             p.close()
         finally:
             doc.close()
     overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
-    for box in boxes:
-        draw.rectangle(box, fill=HIGHLIGHT_RGBA)
+    for i, box in boxes:
+        draw.rectangle(box, fill=spans[i][2])
     buf = io.BytesIO()
     Image.alpha_composite(image, overlay).convert("RGB").save(buf, "PNG", optimize=True)
-    fractions = tuple((a / w, b / h, c / w, d / h) for a, b, c, d in boxes)
+    fractions = tuple((i, (a / w, b / h, c / w, d / h)) for i, (a, b, c, d) in boxes)
     return PageImage(page.number, buf.getvalue(), fractions)
 
 

@@ -1,4 +1,4 @@
-"""What a file is, by its bytes rather than its name: pdf, docx, zip, html, text, binary or empty."""
+"""What a file is by its bytes, not its name: pdf, docx, zip, html, text, binary or empty."""
 
 from __future__ import annotations
 
