@@ -53,8 +53,9 @@ REPORT_PAGES = [
     "<h1 style='break-before:page'>Lighthouse keepers</h1><p>The lighthouse keeper Marta "
     "Quennell retired after thirty-one years on the northern cape.</p>" + f"<p>{FILLER * 6}</p>",
     "<h1 style='break-before:page'>Ferry timetable</h1><p>The winter ferry to Skellan Island "
-    "now leaves at a quarter past seven every weekday morning.</p>" + f"<p>{FILLER * 6}</p>",
-]
+    "now leaves at a quarter past seven every weekday morning.</p>" + f"<p>{FILLER * 14}</p>"
+    "<p>The harbour master's office closes at four o'clock on Saturdays.</p>",
+]  # the last fact sits low on page 3: below the fold of the page image in the UI
 
 
 def report_pdf(path: Path) -> Path:

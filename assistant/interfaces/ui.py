@@ -121,11 +121,11 @@ JS = """
     const top = root.scrollTop + box.top - pane.top - (root.clientHeight - box.height) / 3;
     root.scrollTo({top: Math.max(0, top), behavior});
   };
-  const shown = new WeakSet();
+  // Gradio may morph the panel in place, so "new" is a turn the element has not shown yet.
   const scrollNew = () => {
     document.querySelectorAll("#sources .sources[data-turn]").forEach(root => {
-      if (shown.has(root)) return;
-      shown.add(root);
+      if (root.dataset.scrolledTurn === root.dataset.turn) return;
+      root.dataset.scrolledTurn = root.dataset.turn;
       const mark = root.querySelector(".source-doc:not([hidden]) mark.cite");
       if (!mark) return;
       const images = [...root.querySelectorAll("img.page-image")];
@@ -598,7 +598,7 @@ def build_app(assistant: Any) -> Any:
         path="/",
         auth=(user, password) if user else None,
         footer_links=["api"],
-        max_file_size=f"{settings.max_upload_mb}mb",
+        max_file_size=mb_to_bytes(settings.max_upload_mb),
         theme=theme,
         css=CSS,
         head=JS,
