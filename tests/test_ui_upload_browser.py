@@ -50,7 +50,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("ASSISTANT_", "OPENAI_", "GRADIO_"))}  # fmt: skip
     env.update(ASSISTANT_MODE="extractive", ASSISTANT_UI_AUTH=f"{USER}:{PASSWORD}",
-               GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")  # fmt: skip
+               GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1",
+               PYTHONUNBUFFERED="1")  # fmt: skip
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = base / "serve.log"
@@ -120,7 +121,8 @@ def test_ui_dropped_pdf_and_docx_are_answerable_and_the_pdf_page_is_highlighted(
     status.locator("text=answerable now").wait_for(timeout=120_000)
     text = status.inner_text()
     assert "Added harbour review.pdf." in text and "Added handbook.docx." in text
-    assert (seeds / "harbour review.pdf").read_bytes() == (files / "harbour review.pdf").read_bytes()
+    stored = (seeds / "harbour review.pdf").read_bytes()
+    assert stored == (files / "harbour review.pdf").read_bytes()
     assert "Documents indexed 3" in " ".join(page.inner_text("#status").split())
 
     answer = _ask(page, "Who retired after thirty-one years on the northern cape?")
