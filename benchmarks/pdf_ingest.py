@@ -25,9 +25,9 @@ from typing import Any
 from benchmarks.measure import run_process
 from benchmarks.run import assistant_cmd, child_env, log
 
-WORDS = ("harbour ferry lighthouse quay tide board council grain ship keeper cape island winter "
-         "timetable dredging berth survey channel beacon pilot cargo warehouse customs mooring "
-         "rope crane dock").split()  # fmt: skip
+WORDS = ["harbour", "ferry", "lighthouse", "quay", "tide", "board", "council", "grain", "ship",
+         "keeper", "cape", "island", "winter", "timetable", "dredging", "berth", "survey",
+         "channel", "beacon", "pilot", "cargo", "warehouse", "customs", "mooring", "crane"]
 
 
 def _paragraph(rng: random.Random, n: int) -> str:
