@@ -88,6 +88,8 @@ def test_pdf_running_header_and_footer_are_dropped_and_pages_known(pdfs: dict[st
     assert len(found.pages) == 3
     assert "Harbour Board Annual Review" not in found.text
     assert "Page 2 of 3" not in found.text
+    # the filler repeats line for line on every page, but in the body, not the margins: it stays
+    assert found.text.count("The board met every month") == 6 + 6 + 14
     quennell = found.text.index("Marta Quennell")
     assert pdf_module.page_of(found.text, quennell) == 2
     assert found.text[found.pages[1].start :].startswith("# Lighthouse keepers")

@@ -10,8 +10,10 @@ lines that join lines into paragraphs, and the `# ` mark of a heading. What is c
 - a word hyphenated at a line end is joined: a soft hyphen (pdfium gives U+2010 or U+00AD) is
   dropped, a real `-` kept ("state-of-the-\\nart" -> "state-of-the-art");
 - a line in a larger font than the body text is a heading (`# ` before it, as in Markdown);
-- a running header or footer is dropped: a line that (digits read as `#`) recurs at the same
-  height on at least half the pages (and two), not in a larger font than the body.
+- a running header or footer is dropped: a line in the top or bottom `MARGIN_BAND` of its page
+  that (digits read as `#`) recurs at the same height on at least half the pages (and two), not
+  in a larger font than the body. (Body text repeated page after page stays: it is not in the
+  margins.)
 
 pdfium is not thread-safe: every call into it holds `_LOCK`. pypdfium2 (and Pillow, for the page
 image) are imported on first use, so reading a folder of text files never loads them.
@@ -37,6 +39,7 @@ SYNTHETIC = -1
 DEFAULT_MAX_PAGES = 1000
 RENDER_DPI = 110
 HIGHLIGHT_RGBA = (255, 200, 0, 110)
+MARGIN_BAND = 0.12  # the share of a page's height at its top and bottom where running lines sit
 
 _LOCK = threading.RLock()
 _SOFT_HYPHENS = ("\u00ad", "\u2010")
@@ -87,6 +90,7 @@ class _Line:
     first: tuple[float, float] = (0.0, 0.0)  # (bottom, top) of its first visible character
     last: tuple[float, float] = (0.0, 0.0)  # ... and of its last one
     heading: bool = False
+    in_margin: bool = False  # in the top or bottom MARGIN_BAND of the page
     key: tuple[str, int] = ("", 0)  # header/footer key: digits as '#', height bucket
     text: str = field(default="", repr=False)
 
@@ -187,6 +191,7 @@ def _page_lines(pdfium: Any, doc: Any, index: int) -> list[_Line]:
     raw = pdfium.raw
     page = doc[index]
     tp = page.get_textpage()
+    height = page.get_height()
     try:
         chars = _dehyphenate(_raw_chars(raw, tp))
         lines, current = [], []
@@ -211,6 +216,9 @@ def _page_lines(pdfium: Any, doc: Any, index: int) -> list[_Line]:
             if boxes:
                 line.first, line.last = boxes[0], boxes[-1]
             top = max((t for _, t in boxes), default=0.0)
+            bottom = min((b for b, _ in boxes), default=0.0)
+            band = MARGIN_BAND * height
+            line.in_margin = bool(boxes) and (top >= height - band or bottom <= band)
             line.key = (_DIGITS.sub("#", line.text.strip()), round(top / 3.0))
         return lines
     finally:
@@ -230,11 +238,13 @@ def _drop_running_lines(pages: list[list[_Line]], body: float) -> list[list[_Lin
     """Without the lines that recur at the same height on most pages (headers, footers)."""
     counts: Counter[tuple[str, int]] = Counter()
     for lines in pages:
-        counts.update({line.key for line in lines if line.text.strip()})
+        counts.update({line.key for line in lines if line.text.strip() and line.in_margin})
     need = max(2, -(-len(pages) // 2))
-    return [
-        [ln for ln in lines if not (counts[ln.key] >= need and ln.size <= body)] for lines in pages
-    ]
+
+    def running(ln: _Line) -> bool:
+        return ln.in_margin and counts[ln.key] >= need and ln.size <= body
+
+    return [[ln for ln in lines if not running(ln)] for lines in pages]
 
 
 def _separator(prev: _Line, line: _Line) -> str:
