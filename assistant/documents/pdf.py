@@ -367,7 +367,7 @@ def render_page(path: Path, page_number: int, spans: list[Span], *, dpi: int = R
     for i, box in boxes:
         draw.rectangle(box, fill=spans[i][2])
     buf = io.BytesIO()
-    Image.alpha_composite(image, overlay).convert("RGB").save(buf, "PNG", optimize=True)
+    Image.alpha_composite(image, overlay).convert("RGB").save(buf, "PNG", compress_level=3)
     fractions = tuple((i, (a / w, b / h, c / w, d / h)) for i, (a, b, c, d) in boxes)
     return PageImage(page.number, buf.getvalue(), fractions)
 
