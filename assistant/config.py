@@ -52,6 +52,8 @@ class Settings:
     chroma_collection: str = "assistant-chunks"  # one name per index folder on a shared server
     # ingest
     max_file_mb: float = 20.0  # larger files are skipped with a warning (never read)
+    max_pdf_pages: int = 1000  # longer PDFs are skipped with a warning (bounded time and memory)
+    max_upload_mb: float = 20.0  # the UI refuses larger uploads
     ingest_lock_timeout: float = 300.0  # seconds to wait for another ingest of the same index
     # embedding model overrides (paths to the files the PyPI packages ship)
     model_path: Path | None = None
@@ -92,7 +94,7 @@ class Settings:
             )
         for name in ("chunk_sentences", "chunk_max_chars", "top_k", "candidate_k",
                      "max_question_chars", "max_answer_sentences", "max_request_bytes",
-                     "max_history_messages", "max_history_chars"):
+                     "max_history_messages", "max_history_chars", "max_pdf_pages"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1.", "Check ASSISTANT_" + name.upper())
         if not self.llm_timeout > 0 or self.llm_retries < 0 or not 0 <= self.llm_temperature <= 2:
@@ -134,10 +136,12 @@ class Settings:
                 "Use 3-62 letters, digits, dots, dashes or underscores in "
                 "ASSISTANT_CHROMA_COLLECTION.",
             )
-        if not self.max_file_mb > 0 or self.ingest_lock_timeout < 0:
+        if not self.max_file_mb > 0 or not self.max_upload_mb > 0 or self.ingest_lock_timeout < 0:
             raise ConfigError(
-                "max_file_mb must be positive and ingest_lock_timeout at least 0.",
-                "Check ASSISTANT_MAX_FILE_MB and ASSISTANT_INGEST_LOCK_TIMEOUT.",
+                "max_file_mb and max_upload_mb must be positive and ingest_lock_timeout at "
+                "least 0.",
+                "Check ASSISTANT_MAX_FILE_MB, ASSISTANT_MAX_UPLOAD_MB and "
+                "ASSISTANT_INGEST_LOCK_TIMEOUT.",
             )
 
     def host_allow_list(self) -> tuple[str, ...]:

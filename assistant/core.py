@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from assistant.answering.citations import SourceReader, verify
+from assistant.answering.citations import SourceReader, verify, with_pages
 from assistant.config import Settings
 from assistant.errors import AssistantError, BadInputError, IndexMissingError
 from assistant.inputs import check_history
@@ -43,7 +43,8 @@ class Assistant:
         self._engine: Any = None
         self._engine_version: Any = None  # build_key of the loaded manifest
         self._lock = threading.RLock()
-        self._reader = SourceReader(settings.seeds_dir, settings.max_file_mb)
+        self._reader = SourceReader(settings.seeds_dir, settings.max_file_mb,
+                                    settings.max_pdf_pages)
 
     # -- components, created on first use -------------------------------------------------------
     @property
@@ -93,8 +94,10 @@ class Assistant:
             return self._chat_model
 
     # -- public API -----------------------------------------------------------------------------
-    def ingest(self, *, rebuild: bool = False, progress: bool = False) -> IngestSummary:
+    def ingest(self, *, rebuild: bool = False, progress: bool | str = False) -> IngestSummary:
         """Build or refresh the index; unchanged documents are skipped.
+
+        `progress=True` shows a tqdm bar on a terminal, `"always"` shows it anyway.
 
         Asks keep answering from the previous version meanwhile (no lock held here: the index's
         file lock orders ingests, and the next ask loads the new version).
@@ -103,6 +106,25 @@ class Assistant:
 
         return ingest(self.settings, lambda: self.encoder, lambda: self.store,
                             rebuild=rebuild, progress=progress)
+
+    def add_document(self, name: str, path: str | Path) -> Any:
+        """Add the file at `path` to the seeds folder as `name`, checked first (not ingested).
+
+        Returns `documents.uploads.Stored` (its source name, and whether it was renamed because
+        another file had the name); raises `BadInputError` with the reason if it cannot be read.
+        """
+        from assistant.documents.reader import mb_to_bytes
+        from assistant.documents.uploads import store_upload
+
+        s = self.settings
+        return store_upload(s.seeds_dir, name, Path(path), max_pdf_pages=s.max_pdf_pages,
+                            max_bytes=mb_to_bytes(min(s.max_upload_mb, s.max_file_mb)))
+
+    def remove_document(self, source: str) -> Path:
+        """Move a document out of the seeds folder (into `.removed/` there); not re-ingested."""
+        from assistant.documents.uploads import remove_document
+
+        return remove_document(self.settings.seeds_dir, source)
 
     def ask(self, question: str, *, history: list[dict[str, str]] | None = None) -> Answer:
         """Answer a question from the documents, with verified citations (or abstain)."""
@@ -137,6 +159,7 @@ class Assistant:
                                self._ask_extractive)
         for item in answerer.run(question, history, stream=stream, t0=t0):
             if isinstance(item, Answer):
+                item.citations = with_pages(item.citations, self._reader)
                 item.trace.setdefault("index_version", engine.manifest["version"])
                 item.sources = item.sources or engine.titles(item.citations)
             yield item
@@ -156,7 +179,7 @@ class Assistant:
         picks, confidence = ([], 0.0) if instruction else engine.answerer.pick(
             question, retrieval.question_tokens, retrieval.evidence)
         citations = [Citation(p.evidence.source, p.start, p.end, p.text) for p in picks]
-        verified = verify(citations, self._reader)
+        verified = with_pages(verify(citations, self._reader), self._reader)
         t3 = time.perf_counter()
         timings = {"load": (t1 - t0) * 1000, "retrieve": (t2 - t1) * 1000,
                    **{f"retrieve.{k}": v for k, v in retrieval.timings_ms.items()},

@@ -29,6 +29,11 @@ class BadInputError(AssistantError):
     exit_code = 2
 
 
+class DocumentError(BadInputError):
+    """Raised when a file cannot be read as the document it claims to be (encrypted, scanned,
+    corrupt, mislabelled, too large); its message is the reason, as `it is ...`."""
+
+
 class SeedsError(AssistantError):
     """Raised when the seeds folder is missing or holds no readable document."""
 

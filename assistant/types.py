@@ -8,15 +8,22 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Citation:
-    """A verified span of a source: `quote == text_of(source)[start:end]`."""
+    """A verified span of a source: `quote == text_of(source)[start:end]`.
+
+    `page` (1-based) is set for a PDF, whose text is its extracted text; None otherwise.
+    """
 
     source: str
     start: int
     end: int
     quote: str
+    page: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if self.page is None:
+            del d["page"]
+        return d
 
 
 @dataclass

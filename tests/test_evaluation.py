@@ -379,3 +379,13 @@ def test_gate_fails_with_a_readable_report_when_retrieval_returns_nothing(
         r"\*\*REGRESSED\*\* \|",
         text,
     )
+
+
+def test_evidence_is_found_across_the_line_breaks_of_pdf_text() -> None:
+    from assistant.evaluation.harness import find_evidence
+
+    text = "Quarter Availability\n\nQ1 2025\n99.96% 118\n\nQ2 2025 99.94% 97\n"
+    start, end = find_evidence(text, "Q1 2025 99.96% 118")
+    assert text[start:end] == "Q1 2025\n99.96% 118"
+    assert find_evidence(text, "Q2 2025 99.94%") == (text.index("Q2"), text.index("% 97") + 1)
+    assert find_evidence(text, "Q3 2025 99.97%") is None

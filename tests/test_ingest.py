@@ -138,3 +138,14 @@ def test_documents_without_sentences_and_many_small_ones_ingest_in_shared_batche
     assert s.added == 43
     ans = a.ask("When was pump 17 serviced?")
     assert ans.citations and ans.citations[0].source == "n17.txt"
+
+
+def test_ingest_progress_is_a_tqdm_bar_with_rate_on_request(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a, _ = make(tmp_path)
+    a.ingest(progress="always")
+    err = capsys.readouterr().err
+    assert "Embedding" in err and "/2 [" in err and "doc/s" in err  # count, rate and ETA
+    a.ingest(progress=True, rebuild=True)  # not a terminal: no bar
+    assert "Embedding" not in capsys.readouterr().err

@@ -40,6 +40,10 @@ SDK_HOME: dict[str, str] = {
     "llama_index": "indexing/llama_adapter.py",
     "bm25s": "indexing/lexical.py",
     "matplotlib": "evaluation/report.py",
+    "pypdfium2": "documents/pdf.py",
+    "PIL": "documents/pdf.py",
+    "docx": "documents/docx.py",
+    "tqdm": "indexing/ingest.py",
 }
 
 

@@ -435,7 +435,8 @@ def test_empty_seeds_folder_exits_3_and_keeps_the_index(
     shutil.rmtree(seeds)
     seeds.mkdir()
     code, _, err = _cli(capsys, "ingest", "--seeds", str(seeds), "--index", str(index))
-    assert code == 3 and "No readable .txt, .md or .html document" in err and "hint:" in err
+    assert code == 3 and "hint:" in err
+    assert "No readable .txt, .md, .html, .pdf or .docx document" in err
     assert (index / "manifest.json").read_bytes() == manifest
 
 

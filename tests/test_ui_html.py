@@ -156,3 +156,29 @@ def test_example_questions_ask_about_recurring_names() -> None:
     questions = ui_html.example_questions(texts, k=2)
     assert questions[0] == "What do the documents say about Riverside Library?"
     assert all(q.startswith("What do the documents say about ") for q in questions)
+
+
+def test_pdf_pane_shows_the_rendered_page_only_for_verified_spans() -> None:
+    text = "Page one text.\n\f\nThe keeper retired in 1901. Other words.\n"
+    good = {**_cite(text, "The keeper retired in 1901."), "source": "r.pdf", "page": 2}
+    stale = {"source": "r.pdf", "start": 0, "end": 4, "quote": "Nope", "page": 1}
+    asked: list[list[int]] = []
+
+    def page_images(source: str, items: list[tuple[int, dict[str, object]]]) -> list[object]:
+        asked.append([n for n, _ in items])
+        return [(2, "data:image/png;base64,AAAA", [(1, (0.1, 0.2, 0.6, 0.25))])]
+
+    html = ui_html.sources_html(_answer(good, stale), 0, lambda s: text, page_images)
+    assert asked == [[1]]  # only the citation whose quote matches the text is rendered
+    assert '<img class="page-image" src="data:image/png;base64,AAAA"' in html
+    assert 'alt="Page 2 of r.pdf, the cited passage highlighted"' in html
+    parser = _Marks()
+    parser.feed(html)
+    (attrs, inner), = parser.marks
+    assert attrs["id"] == "cite-0-1" and attrs["data-cites"] == "1" and inner == ""
+    assert "left:10.00%;top:20.00%;width:50.00%;height:5.00%" in (attrs["style"] or "")
+    assert "page 2, characters" in html and "no longer matches" in html
+    # a text source (no page images) keeps its marked text
+    plain = ui_html.sources_html(_answer(_cite(DOC, "Gamma ends it.")), 0, lambda s: DOC,
+                                 lambda s, items: [])  # fmt: skip
+    assert "page-image" not in plain and "<mark" in plain

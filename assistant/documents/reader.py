@@ -2,12 +2,16 @@
 
 The text of a document is what the assistant stores, cites and verifies: a `.txt` or `.md` file's
 UTF-8 text exactly as read (newlines untouched), or the text extracted from an `.html`/`.htm` file
-by `html_text.extract` (deterministic, so verification extracts again and compares).
+by `html.extract`, a `.pdf` by `pdf.extract`, a `.docx` by `docx.extract` (each deterministic, so
+verification extracts again and compares). A file's content must agree with its name's suffix
+(`sniff`): a "PDF" that is a zip, or a ".txt" that is a PDF, is skipped with the reason.
 
 Hostile files are skipped with a warning naming them, never followed or read blindly: symlinks
 pointing outside the seeds folder, anything that is not a regular file (a FIFO would block the
 read), files larger than `max_file_mb` (checked with `stat` before reading, so memory stays
-bounded), binary or non-UTF-8 files, unreadable and empty files. Files with the same text at two
+bounded), binary or non-UTF-8 files, unreadable and empty files, and documents their reader
+refuses (`DocumentError`: encrypted, scanned or corrupt PDFs, too many pages, corrupt DOCX, a
+decompression bomb, a lying extension). Files with the same text at two
 paths are indexed once, under the first path in sorted order.
 """
 
@@ -21,13 +25,15 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assistant.errors import SeedsError
+from assistant.documents.sniff import mismatch, sniff
+from assistant.errors import DocumentError, SeedsError
 
 log = logging.getLogger(__name__)
 
 HTML_SUFFIXES = (".html", ".htm")
-SUFFIXES = (".txt", ".md", *HTML_SUFFIXES)
+SUFFIXES = (".txt", ".md", *HTML_SUFFIXES, ".pdf", ".docx")
 DEFAULT_MAX_FILE_MB = 20.0
+DEFAULT_MAX_PDF_PAGES = 1000
 DEFAULT_MAX_BYTES = int(DEFAULT_MAX_FILE_MB * 1024 * 1024)
 
 
@@ -40,6 +46,7 @@ class Document:
     text: str
     sha256: str
     title: str = ""  # from the file itself (an HTML <title>); else the index derives one
+    extractor: str = ""  # what made the text of a PDF or DOCX (name and version)
 
 
 @dataclass
@@ -56,7 +63,7 @@ def check_seeds_dir(seeds_dir: Path) -> None:
     if not seeds_dir.exists():
         raise SeedsError(
             f"The seeds folder {seeds_dir} does not exist.",
-            "Create it and put .txt, .md or .html files in it, or pass --seeds DIR.",
+            "Create it and put .txt, .md, .html, .pdf or .docx files in it, or pass --seeds DIR.",
         )
     if not seeds_dir.is_dir():
         raise SeedsError(f"{seeds_dir} is not a folder.", "Pass a folder with --seeds DIR.")
@@ -138,9 +145,27 @@ def read_bytes(path: Path, max_bytes: int | None = None) -> bytes:
     return b"".join(blocks)
 
 
-def read_document(path: Path, max_bytes: int | None = DEFAULT_MAX_BYTES) -> tuple[str, str]:
+def read_document(path: Path, max_bytes: int | None = DEFAULT_MAX_BYTES,
+                  max_pdf_pages: int = DEFAULT_MAX_PDF_PAGES) -> tuple[str, str]:  # fmt: skip
     """The text the assistant stores for a file (see the module docstring) and its own title."""
     data = read_bytes(path, max_bytes)
+    suffix = path.suffix.lower()
+    reason = mismatch(suffix, sniff(data))
+    if reason:
+        raise DocumentError(reason, "Rename it to what it is, or remove it.")
+    if suffix == ".pdf":
+        from assistant.documents.pdf import extract as extract_pdf
+
+        if not data.strip():
+            return "", ""
+        found = extract_pdf(data, max_pdf_pages)
+        return found.text, found.title
+    if suffix == ".docx":
+        from assistant.documents.docx import extract as extract_docx
+
+        if not data.strip():
+            return "", ""
+        return extract_docx(data)
     if b"\x00" in data[:8192]:
         raise UnicodeDecodeError("utf-8", data[:1], 0, 1, "binary file (NUL bytes)")
     text = data.decode("utf-8")
@@ -151,9 +176,33 @@ def read_document(path: Path, max_bytes: int | None = DEFAULT_MAX_BYTES) -> tupl
     return text, ""
 
 
-def read_text(path: Path, max_bytes: int | None = DEFAULT_MAX_BYTES) -> str:
-    """The text offsets index into: UTF-8 as read, or the extracted text of an HTML file."""
-    return read_document(path, max_bytes)[0]
+def read_text(path: Path, max_bytes: int | None = DEFAULT_MAX_BYTES,
+              max_pdf_pages: int = DEFAULT_MAX_PDF_PAGES) -> str:  # fmt: skip
+    """The text offsets index into: UTF-8 as read, or the extracted text of an HTML/PDF/DOCX."""
+    return read_document(path, max_bytes, max_pdf_pages)[0]
+
+
+def extractor_of(source: str) -> str:
+    """The name and version of what makes a document's text, for the kinds that need one."""
+    suffix = Path(source).suffix.lower()
+    if suffix == ".pdf":
+        from assistant.documents.pdf import extractor
+
+        return extractor()
+    if suffix == ".docx":
+        from assistant.documents.docx import extractor as docx_extractor
+
+        return docx_extractor()
+    return ""
+
+
+def page_of(source: str, text: str, offset: int) -> int | None:
+    """The 1-based page of a PDF citation at `offset` of its text; None for other kinds."""
+    if Path(source).suffix.lower() != ".pdf":
+        return None
+    from assistant.documents.pdf import page_of as pdf_page_of
+
+    return pdf_page_of(text, offset)
 
 
 def content_hash(text: str, title: str = "") -> str:
@@ -166,7 +215,8 @@ def mb_to_bytes(mb: float) -> int:
     return int(mb * 1024 * 1024)
 
 
-def scan(seeds_dir: Path, max_file_mb: float = DEFAULT_MAX_FILE_MB) -> Scan:
+def scan(seeds_dir: Path, max_file_mb: float = DEFAULT_MAX_FILE_MB,
+         max_pdf_pages: int = DEFAULT_MAX_PDF_PAGES) -> Scan:  # fmt: skip
     """Read every document once; skipped files and duplicates are logged and reported."""
     paths, skipped = _walk(seeds_dir)
     result = Scan(skipped=skipped)
@@ -175,7 +225,9 @@ def scan(seeds_dir: Path, max_file_mb: float = DEFAULT_MAX_FILE_MB) -> Scan:
     for path in paths:
         source = relative_source(seeds_dir, path)
         try:
-            text, title = read_document(path, limit)
+            text, title = read_document(path, limit, max_pdf_pages)
+        except DocumentError as exc:
+            reason = exc.message
         except UnicodeDecodeError:
             reason = "it is not UTF-8 text (binary or another encoding)"
         except OSError as exc:
@@ -198,14 +250,15 @@ def scan(seeds_dir: Path, max_file_mb: float = DEFAULT_MAX_FILE_MB) -> Scan:
             result.duplicates[source] = first[sha]
             continue
         first[sha] = source
-        result.docs.append(Document(source, path, text, sha, title))
+        result.docs.append(Document(source, path, text, sha, title, extractor_of(source)))
     result.skipped = dict(sorted(result.skipped.items()))
     return result
 
 
 def load_documents(
-    seeds_dir: Path, max_file_mb: float = DEFAULT_MAX_FILE_MB
+    seeds_dir: Path, max_file_mb: float = DEFAULT_MAX_FILE_MB,
+    max_pdf_pages: int = DEFAULT_MAX_PDF_PAGES,
 ) -> tuple[list[Document], list[str]]:
     """Read every document; return them (duplicates once) and the skipped sources."""
-    found = scan(seeds_dir, max_file_mb)
+    found = scan(seeds_dir, max_file_mb, max_pdf_pages)
     return found.docs, list(found.skipped)

@@ -80,17 +80,35 @@ def load_cases(path: Path, corpus: Path) -> list[dict[str, Any]]:
             )
         spans = []
         for quote in case["evidence"]:
-            hits = [(d.source, d.text.find(quote)) for d in docs if quote in d.text]
-            if not hits:
+            hit = next((span for d in docs if (span := find_evidence(d.text, quote))), None)
+            if hit is None:
                 raise BadInputError(
                     f"{path}:{n}: evidence quote of {case['id']} is not in the "
                     f"corpus: {quote[:60]!r}",
                     "Copy the quote exactly.",
                 )
-            spans.append((hits[0][0], hits[0][1], hits[0][1] + len(quote)))
+            source = next(d.source for d in docs if find_evidence(d.text, quote) == hit)
+            spans.append((source, *hit))
         case["gold_spans"] = spans
         cases.append(case)
     return cases
+
+
+def find_evidence(text: str, quote: str) -> tuple[int, int] | None:
+    """The span of `quote` in `text`: exactly, else with any whitespace run matching any other.
+
+    A PDF's extracted text breaks lines and table rows where the page did ("Q1 2025\n\n99.96%"),
+    while an evidence string is written with single spaces; the span is in the original text.
+    """
+    at = text.find(quote)
+    if at >= 0:
+        return at, at + len(quote)
+    words = quote.split()
+    if not words:
+        return None
+    pattern = r"\s+".join(re.escape(w) for w in words)
+    m = re.search(pattern, text)
+    return (m.start(), m.end()) if m else None
 
 
 def _overlap(a: tuple[str, int, int], b: tuple[str, int, int]) -> int:
@@ -209,14 +227,14 @@ def run_set(
     it from keyword arguments (default: `Assistant`); tests pass a deliberately broken one.
     """
     from assistant.core import Assistant
-    from assistant.documents.reader import load_documents
+    from assistant.documents.reader import load_documents, read_text
 
     cases = load_cases(cases_path, corpus)
     factory = assistant_factory or Assistant
     assistant = factory(seeds_dir=corpus, index_dir=work / name, mode=mode, **assistant_kwargs)
     assistant.ingest()
     texts = {
-        d: (corpus / d).read_text(encoding="utf-8")
+        d: read_text(corpus / d)
         for d in {s for c in cases for s, _, _ in c["gold_spans"]}
     }
     texts.update({d.source: d.text for d in load_documents(corpus)[0]})

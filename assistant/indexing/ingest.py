@@ -118,24 +118,14 @@ def _records(doc: Document, entry: DocEntry, sent_vecs: np.ndarray) -> list[dict
     return records
 
 
-class _Progress:
-    """A minimal progress bar on stderr, shown only on a terminal."""
+def _progress(total: int, enabled: bool | str) -> Any:
+    """A tqdm bar on stderr (rate and ETA) over the documents to embed, shown on a terminal;
+    `enabled="always"` shows it anyway (the UI follows tqdm bars to draw its own)."""
+    from tqdm import tqdm
 
-    def __init__(self, total: int, label: str, enabled: bool) -> None:
-        self.total, self.label, self.n = total, label, 0
-        self.enabled = enabled and total > 0 and sys.stderr.isatty()
-
-    def update(self, n: int = 1) -> None:
-        self.n += n
-        if self.enabled:
-            width = 30
-            done = int(width * self.n / self.total)
-            sys.stderr.write(
-                f"\r{self.label} [{'#' * done}{'.' * (width - done)}] {self.n}/{self.total}"
-            )
-            if self.n >= self.total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
+    shown = enabled == "always" or (bool(enabled) and sys.stderr.isatty())
+    return tqdm(total=total, desc="Embedding", unit="doc", disable=not shown or total == 0,
+                file=sys.stderr, dynamic_ncols=True, leave=False)  # fmt: skip
 
 
 # -- ingest --------------------------------------------------------------------------------------
@@ -144,7 +134,7 @@ def ingest(
     encoder_factory: Any,
     store_factory: Any,
     rebuild: bool = False,
-    progress: bool = True,
+    progress: bool | str = True,
 ) -> IngestSummary:
     """Build or refresh the index for the seeds folder; returns what changed.
 
@@ -248,12 +238,13 @@ def _plan(settings: Settings, rebuild: bool) -> _Plan:
     """Scan the seeds, read the published manifest, clear leftovers, diff the documents."""
     index_dir = settings.index_dir
     log.info("ingest: scanning %s", settings.seeds_dir)
-    found = scan(settings.seeds_dir, settings.max_file_mb)
+    found = scan(settings.seeds_dir, settings.max_file_mb, settings.max_pdf_pages)
     if not found.docs:
         raise SeedsError(
-            f"No readable .txt, .md or .html document found in {settings.seeds_dir}"
+            f"No readable .txt, .md, .html, .pdf or .docx document found in {settings.seeds_dir}"
             + (f" ({len(found.skipped)} skipped)." if found.skipped else "."),
-            "Add UTF-8 .txt, .md or .html files to the seeds folder; the index was left as it is.",
+            "Add UTF-8 .txt, .md or .html files, PDFs with a text layer or .docx files to the "
+            "seeds folder; the index was left as it is.",
         )
     old = _previous(settings, rebuild)
     published = old["version"] if old else 0
@@ -350,14 +341,14 @@ def _embed_new(
     writer: _ChunkWriter,
     entries: dict[str, DocEntry],
     vectors: dict[str, np.ndarray],
-    progress: bool,
+    progress: bool | str,
 ) -> None:
     """Split and embed the documents the previous version lacks, and add their chunks."""
     log.info("ingest: embedding %d document(s)", len(todo))
     encoder = encoder_factory()
     from assistant.indexing.llama_adapter import embed_texts
 
-    bar = _Progress(len(todo), "Embedding", progress)
+    bar = _progress(len(todo), progress)
     batch: list[tuple[Document, DocEntry]] = []
 
     def embed_batch() -> None:
@@ -376,12 +367,13 @@ def _embed_new(
             bar.update()
         batch.clear()
 
-    for doc in todo:
-        batch.append((doc, _parse(doc, settings)))
-        if sum(len(e.sentences) for _, e in batch) >= EMBED_BATCH_SENTENCES:
+    with bar:
+        for doc in todo:
+            batch.append((doc, _parse(doc, settings)))
+            if sum(len(e.sentences) for _, e in batch) >= EMBED_BATCH_SENTENCES:
+                embed_batch()
+        if batch:
             embed_batch()
-    if batch:
-        embed_batch()
 
 
 def _summary(plan: _Plan, entries: dict[str, DocEntry], seconds: float, version: int,
@@ -398,6 +390,18 @@ def _summary(plan: _Plan, entries: dict[str, DocEntry], seconds: float, version:
         duplicates=tuple(sorted(plan.found.duplicates.items())),
         version=version,
     )
+
+
+def _extraction(doc: Document) -> dict[str, str]:
+    """What made a PDF's or DOCX's text, and the file's own hash (its text is not the file)."""
+    if not doc.extractor:
+        return {}
+    from assistant.fileio import file_sha256
+
+    try:
+        return {"extractor": doc.extractor, "file_sha256": file_sha256(doc.path)}
+    except OSError:
+        return {"extractor": doc.extractor}
 
 
 def _publish(settings: Settings, plan: _Plan, target: _Target, entries: dict[str, DocEntry],
@@ -426,6 +430,7 @@ def _publish(settings: Settings, plan: _Plan, target: _Target, entries: dict[str
                 "chars": entries[s].chars,
                 "chunks": len(entries[s].chunks),
                 "title": entries[s].title,
+                **_extraction(plan.current[s]),
             }
             for s in order
         },
@@ -443,7 +448,7 @@ def _ingest(
     encoder_factory: Any,
     store_factory: Any,
     rebuild: bool,
-    progress: bool,
+    progress: bool | str,
     t0: float,
 ) -> IngestSummary:
     index_dir = settings.index_dir

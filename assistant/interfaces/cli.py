@@ -136,7 +136,9 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"not supported by the documents, left out: {sentence}")
             for i, c in enumerate(answer.citations, 1):
                 title = answer.sources.get(c.source)
-                print(f"\n[{i}] {c.source} [{c.start}:{c.end}]" + (f" · {title}" if title else "")
+                page = f" page {c.page}" if c.page is not None else ""
+                print(f"\n[{i}] {c.source}{page} [{c.start}:{c.end}]"
+                      + (f" · {title}" if title else "")
                       + f"\n    “{c.quote}”")
         return 0
     if args.command == "status":

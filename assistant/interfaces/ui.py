@@ -7,6 +7,7 @@ never pays for it. The UI is an adapter: answering is `Assistant.ask`/`stream`, 
 
 from __future__ import annotations
 
+import base64
 import errno
 import json
 import logging
@@ -22,8 +23,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio read
 import gradio as gr
 import uvicorn
 
-from assistant.documents.reader import discover, read_text
-from assistant.errors import AssistantError, ServeError
+from assistant.documents.reader import discover, mb_to_bytes, read_text
+from assistant.errors import AssistantError, BadInputError, ServeError
 from assistant.inputs import check_text
 from assistant.interfaces import ui_html
 from assistant.interfaces.http_api import create_app
@@ -72,6 +73,15 @@ a.cite-marker { text-decoration: none; font-weight: 600; border-radius: 4px; pad
 .cite-c3 { background: #bfdbfe !important; } .cite-c4 { background: #fbcfe8 !important; }
 .cite-c5 { background: #ddd6fe !important; } .cite-c6 { background: #fed7aa !important; }
 .cite-c7 { background: #99f6e4 !important; } .cite-c8 { background: #e5e7eb !important; }
+#sources .page-view { margin: 0 0 .6em 0; }
+#sources .page-wrap { position: relative; line-height: 0;
+  border: 1px solid var(--border-color-primary); }
+#sources .page-image { width: 100%; height: auto; display: block; }
+#sources mark.page-mark { position: absolute; background: transparent !important; padding: 0;
+  border-radius: 2px; }
+#sources .page-view figcaption { font-size: .8em; color: var(--body-text-color-subdued); }
+#upload-status .upload-list { font-size: .85em; margin: .3em 0; padding-left: 1.2em; }
+#upload-status .upload-refused { color: #b91c1c; }
 #mode { text-align: right; }
 #mode .mode-badge { display: inline-block; border: 1px solid var(--border-color-primary);
   border-radius: 999px; padding: .15em .7em; font-size: .85em; }
@@ -83,7 +93,8 @@ a.cite-marker { text-decoration: none; font-weight: 600; border-radius: 4px; pad
 
 # Clicking [n] (in an answer or in the citation list) switches to the tab of its document, scrolls
 # to its <mark> and emphasises it. The source panel may still be re-rendering for an older answer,
-# so the mark is looked for until it appears (or 5 s pass).
+# so the mark is looked for until it appears (or 5 s pass). Each newly shown sources panel scrolls
+# itself (not the page) to its first mark, once its page images have been decoded.
 JS = """
 <script>
 (() => {
@@ -106,8 +117,27 @@ JS = """
     document.querySelectorAll("#sources mark.cite-active")
       .forEach(m => m.classList.remove("cite-active"));
     mark.classList.add("cite-active");
-    mark.scrollIntoView({block: "center", behavior: "smooth"});
+    reveal(root, mark, "smooth");
   };
+  const reveal = (root, mark, behavior) => {
+    const pane = root.getBoundingClientRect(), box = mark.getBoundingClientRect();
+    const top = root.scrollTop + box.top - pane.top - (root.clientHeight - box.height) / 3;
+    root.scrollTo({top: Math.max(0, top), behavior});
+  };
+  // Gradio may morph the panel in place, so "new" is a turn the element has not shown yet.
+  const scrollNew = () => {
+    document.querySelectorAll("#sources .sources[data-turn]").forEach(root => {
+      if (root.dataset.scrolledTurn === root.dataset.turn) return;
+      root.dataset.scrolledTurn = root.dataset.turn;
+      const mark = root.querySelector(".source-doc:not([hidden]) mark.cite");
+      if (!mark) return;
+      const images = [...root.querySelectorAll("img.page-image")];
+      Promise.all(images.map(i => i.decode().catch(() => null)))
+        .then(() => requestAnimationFrame(() => reveal(root, mark, "auto")));
+    });
+  };
+  new MutationObserver(scrollNew).observe(document.documentElement,
+                                          {childList: true, subtree: true});
   document.addEventListener("click", (event) => {
     const marker = event.target.closest && event.target.closest("a.cite-marker");
     if (marker) {
@@ -179,7 +209,37 @@ class ChatUI:
     def sources(self, turns: list[Turn], turn: int) -> str:
         if not 0 <= turn < len(turns) or turns[turn].get("answer") is None:
             return ui_html.sources_placeholder()
-        return ui_html.sources_html(turns[turn]["answer"], turn, self.read)
+        return ui_html.sources_html(turns[turn]["answer"], turn, self.read, self.page_images)
+
+    def page_images(self, source: str, items: list[tuple[int, dict[str, Any]]]
+                    ) -> list[ui_html.PageView]:  # fmt: skip
+        """A PDF's cited pages rendered here, each verified span highlighted in its colour.
+
+        `items` are the citations `sources_html` verified against the text this server extracts
+        itself; their page is computed from that text, not taken from the browser's state.
+        """
+        if not source.lower().endswith(".pdf") or self.read(source) is None:
+            return []
+        from assistant.documents import pdf
+
+        text = self.read(source) or ""
+        by_page: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+        for n, c in items:
+            by_page.setdefault(pdf.page_of(text, c["start"]), []).append((n, c))
+        views = []
+        settings = self.assistant.settings
+        for page, cites in sorted(by_page.items()):
+            spans = [(c["start"], c["end"], (*ui_html.colour_rgb(n), 170)) for n, c in cites]
+            try:
+                image = pdf.render_page(self.root / source, page, spans,
+                                        max_bytes=mb_to_bytes(settings.max_file_mb),
+                                        max_pages=settings.max_pdf_pages)  # fmt: skip
+            except (AssistantError, OSError):
+                log.warning("Could not render page %d of %s.", page, source)
+                return []
+            url = "data:image/png;base64," + base64.b64encode(image.png).decode("ascii")
+            views.append((page, url, [(cites[i][0], box) for i, box in image.boxes]))
+        return views
 
     def respond(self, question: str, turns: list[Turn] | None) -> Iterator[tuple[Any, ...]]:
         """Answer one question (streaming when the assistant can), with the history so far."""
@@ -266,6 +326,61 @@ class ChatUI:
     def clear(self) -> tuple[Any, ...]:
         return [], [], ui_html.sources_placeholder(), -1, ""
 
+    # -- documents: upload and remove -----------------------------------------------------------
+    def documents(self) -> list[str]:
+        try:
+            return [p.relative_to(self.root).as_posix()
+                    for p in discover(self.assistant.settings.seeds_dir)]  # fmt: skip
+        except (AssistantError, OSError):
+            return []
+
+    def _refuse_anonymous(self, request: gr.Request | None) -> None:
+        if self.assistant.settings.ui_auth and not getattr(request, "username", None):
+            raise BadInputError("Log in to add or remove documents.", "Reload the page and log in.")
+
+    def upload(self, files: list[Any] | None, request: gr.Request,
+               progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[Any, ...]:  # noqa: B008
+        """Store the dropped files in the seeds folder (each checked), then ingest them."""
+        lines: list[tuple[str, bool]] = []
+        added = 0
+        try:
+            self._refuse_anonymous(request)
+            for f in files or []:
+                path = getattr(f, "path", None) or getattr(f, "name", None) or str(f)
+                name = getattr(f, "orig_name", None) or os.path.basename(path)
+                try:
+                    stored = self.assistant.add_document(name, path)
+                except AssistantError as exc:
+                    lines.append((str(exc), False))
+                    continue
+                added += stored.status != "unchanged"
+                lines.append((_stored_line(stored), True))
+            if added:
+                progress(0, desc="Ingesting")
+                s = self.assistant.ingest(progress="always")
+                lines.append((f"Ingested: added {s.added}, updated {s.updated}, "
+                              f"unchanged {s.unchanged}; answerable now.", True))  # fmt: skip
+        except AssistantError as exc:
+            lines.append((str(exc), False))
+        return (ui_html.upload_html(lines), None, self.status(),
+                gr.update(choices=self.documents(), value=None))  # fmt: skip
+
+    def remove(self, source: str | None, request: gr.Request) -> tuple[Any, ...]:
+        """Move a document out of the seeds folder (into .removed/) and ingest."""
+        lines: list[tuple[str, bool]] = []
+        try:
+            self._refuse_anonymous(request)
+            if not source:
+                raise BadInputError("Pick a document to remove.", "")
+            where = self.assistant.remove_document(source)
+            self.assistant.ingest()
+            kept = where.parent.relative_to(self.root).as_posix()
+            lines.append((f"Removed {source} from the index (the file is kept in {kept}/).", True))
+        except AssistantError as exc:
+            lines.append((str(exc), False))
+        return (ui_html.upload_html(lines), self.status(),
+                gr.update(choices=self.documents(), value=None))  # fmt: skip
+
     def reingest(self) -> str:
         t0 = time.perf_counter()
         try:
@@ -325,6 +440,15 @@ class ChatUI:
             except AssistantError:
                 break
         return picked
+
+
+def _stored_line(stored: Any) -> str:
+    if stored.status == "renamed":
+        return (f"Added {stored.source} (another file is already called {stored.requested}; "
+                "both are kept).")  # fmt: skip
+    if stored.status == "unchanged":
+        return f"{stored.source} is already there with the same content."
+    return f"Added {stored.source}."
 
 
 MAX_OFFSET = 2**53  # larger integers are not JSON numbers every client reads alike
@@ -387,7 +511,10 @@ def clean_answer(answer: Any) -> dict[str, Any] | None:
             and 0 <= c["start"] <= c["end"] <= MAX_OFFSET
         ):
             return None
-        citations.append({k: c[k] for k in ("source", "start", "end", "quote")})
+        kept = {k: c[k] for k in ("source", "start", "end", "quote")}
+        if type(c.get("page")) is int and 0 < c["page"] <= MAX_OFFSET:
+            kept["page"] = c["page"]  # a PDF's (only a label: the page image is computed here)
+        citations.append(kept)
     out = {
         "answer": answer["answer"],
         "abstained": answer.get("abstained") is True,
@@ -484,6 +611,18 @@ def build_blocks(assistant: Any) -> gr.Blocks:
                 with gr.Accordion("Index status", open=True):
                     status = gr.HTML(ui.status(), elem_id="status", js_on_load=None)
                     reingest = gr.Button("Re-ingest documents", elem_id="reingest", size="sm")
+                with gr.Accordion("Documents", open=False, elem_id="documents"):
+                    upload = gr.File(
+                        file_count="multiple",
+                        file_types=[".pdf", ".docx", ".txt", ".md", ".html", ".htm"],
+                        label="Drop PDF, Word, text, Markdown or HTML files here",
+                        elem_id="upload",
+                    )
+                    upload_status = gr.HTML("", elem_id="upload-status", js_on_load=None)
+                    with gr.Row(equal_height=True):
+                        listed = gr.Dropdown(choices=ui.documents(), value=None, label="Document",
+                                             elem_id="doc-list", scale=4)  # fmt: skip
+                        remove = gr.Button("Remove", elem_id="remove", size="sm", scale=1)
 
         outputs = [chat, turns, sources, shown, mode, question]
         for trigger in (question.submit, send.click):
@@ -511,6 +650,10 @@ def build_blocks(assistant: Any) -> gr.Blocks:
                 queue=False,
             )
         reingest.click(ui.reingest, None, status, api_visibility="private", concurrency_id="answer")
+        upload.upload(ui.upload, [upload], [upload_status, upload, status, listed],
+                      api_visibility="private", concurrency_id="answer")  # fmt: skip
+        remove.click(ui.remove, [listed], [upload_status, status, listed],
+                     api_visibility="private", concurrency_id="answer")  # fmt: skip
         demo.load(
             ui.restore,
             [turns],
@@ -547,6 +690,7 @@ def build_app(assistant: Any, extra_hosts: tuple[str, ...] = ()) -> Any:
         path="/",
         auth=(user, password) if user else None,
         footer_links=["api"],
+        max_file_size=mb_to_bytes(settings.max_upload_mb),
         theme=theme,
         css=CSS,
         head=JS,

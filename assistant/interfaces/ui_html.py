@@ -24,6 +24,15 @@ _POSSESSIVE = re.compile(r"[’']s$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 Reader = Callable[[str], "str | None"]
+# (page, image URL, [(citation number, (left, top, right, bottom) as fractions of the image)])
+PageView = tuple[int, str, list[tuple[int, tuple[float, float, float, float]]]]
+# the page images of a source's verified citations (a PDF's), or [] (not a PDF, or unrenderable)
+PageImages = Callable[[str, list[tuple[int, dict[str, Any]]]], list[PageView]]
+# the citation colours of the CSS below (cite-c1 .. cite-c8), for highlights drawn on a page image
+PALETTE_RGB = (
+    (0xFD, 0xE6, 0x8A), (0xA7, 0xF3, 0xD0), (0xBF, 0xDB, 0xFE), (0xFB, 0xCF, 0xE8),
+    (0xDD, 0xD6, 0xFE), (0xFE, 0xD7, 0xAA), (0x99, 0xF6, 0xE4), (0xE5, 0xE7, 0xEB),
+)  # fmt: skip
 
 
 def esc(text: Any) -> str:
@@ -45,8 +54,14 @@ def mode_label(mode: str, model: str | None = None) -> str:
     return mode
 
 
+def colour_rgb(n: int) -> tuple[int, int, int]:
+    """The RGB colour of citation number `n` (1-based), as its CSS class shows it."""
+    return PALETTE_RGB[(n - 1) % PALETTE]
+
+
 def cite_title(n: int, c: dict[str, Any]) -> str:
-    return f"[{n}] {c['source']}, characters {c['start']}–{c['end']}: “{c['quote']}”"
+    page = f", page {c['page']}" if c.get("page") else ""
+    return f"[{n}] {c['source']}{page}, characters {c['start']}–{c['end']}: “{c['quote']}”"
 
 
 def question_html(question: str) -> str:
@@ -106,10 +121,13 @@ def sources_placeholder() -> str:
     )
 
 
-def sources_html(answer: dict[str, Any], turn: int, read: Reader) -> str:
+def sources_html(answer: dict[str, Any], turn: int, read: Reader,
+                 page_images: PageImages | None = None) -> str:  # fmt: skip
     """Every cited document of one answer, a tab each, with each cited span in a `<mark>`.
 
     A span is marked only if the document still holds exactly the quoted text at its offsets.
+    A PDF's verified spans are shown on the rendered page (`page_images`), highlighted there,
+    with a transparent `<mark>` over each highlight to scroll to.
     """
     cites = answer.get("citations") or []
     head = f'<div class="sources" data-turn="{turn}">'
@@ -126,15 +144,14 @@ def sources_html(answer: dict[str, Any], turn: int, read: Reader) -> str:
             f'<button type="button" class="source-tab{active}" data-source-index="{i}" '
             f'title="{esc(source)}">{esc(source)} {badges}</button>'
         )
-        panes.append(_pane(i, source, items, turn, read))
+        panes.append(_pane(i, source, items, turn, read, page_images))
     return (
         f'{head}<div class="source-tabs" role="tablist">{"".join(tabs)}</div>{"".join(panes)}</div>'
     )
 
 
-def _pane(
-    i: int, source: str, items: list[tuple[int, dict[str, Any]]], turn: int, read: Reader
-) -> str:
+def _pane(i: int, source: str, items: list[tuple[int, dict[str, Any]]], turn: int, read: Reader,
+          page_images: PageImages | None = None) -> str:  # fmt: skip
     text = read(source)
     hidden = "" if i == 0 else " hidden"
     out = [
@@ -143,8 +160,11 @@ def _pane(
     good = [
         (n, c) for n, c in items if text is not None and text[c["start"] : c["end"]] == c["quote"]
     ]
+    views = page_images(source, good) if page_images is not None and good else []
     if text is None:
         out.append('<p class="sources-note">This document can no longer be read.</p>')
+    elif views:
+        out.extend(_page_view(source, view, turn) for view in views)
     else:
         out.append(f'<div class="source-text">{marked_text(text, good, turn)}</div>')
     out.append('<ol class="citation-list">')
@@ -156,11 +176,36 @@ def _pane(
         )
         out.append(
             f'<li value="{n}" data-cite="{n}"><a class="cite-marker cite-ref {colour(n)}" '
-            f'href="#cite-{turn}-{n}">[{n}]</a> <span class="offsets">characters '
-            f"{c['start']}–{c['end']}</span> <q>{esc(c['quote'])}</q>{stale}</li>"
+            f'href="#cite-{turn}-{n}">[{n}]</a> <span class="offsets">{_where(c)}</span> '
+            f"<q>{esc(c['quote'])}</q>{stale}</li>"
         )
     out.append("</ol></section>")
     return "".join(out)
+
+
+def _where(c: dict[str, Any]) -> str:
+    page = f"page {c['page']}, " if isinstance(c.get("page"), int) else ""
+    return f"{page}characters {c['start']}–{c['end']}"
+
+
+def _page_view(source: str, view: PageView, turn: int) -> str:
+    """A rendered page with its highlights drawn in, and a `<mark>` laid over each highlight."""
+    page, url, boxes = view
+    marks, seen = [], set()
+    for n, (left, top, right, bottom) in boxes:
+        anchor = "" if n in seen else f' id="cite-{turn}-{n}"'
+        seen.add(n)
+        marks.append(
+            f'<mark{anchor} class="cite page-mark" data-cite="{n}" data-cites="{n}" '
+            f'style="left:{left * 100:.2f}%;top:{top * 100:.2f}%;width:{(right - left) * 100:.2f}%;'
+            f'height:{(bottom - top) * 100:.2f}%"></mark>'
+        )
+    alt = f"Page {page} of {source}, the cited passage highlighted"
+    return (
+        f'<figure class="page-view" data-page="{page}"><div class="page-wrap">'
+        f'<img class="page-image" src="{esc(url)}" alt="{esc(alt)}">{"".join(marks)}</div>'
+        f"<figcaption>{esc(source)}, page {page}</figcaption></figure>"
+    )
 
 
 def marked_text(text: str, spans: list[tuple[int, dict[str, Any]]], turn: int) -> str:
@@ -214,6 +259,17 @@ def _marked_window(
             f'data-cites="{ids}" title="{esc(title)}">{piece}</mark>'
         )
     return "".join(out)
+
+
+def upload_html(lines: list[tuple[str, bool]]) -> str:
+    """What an upload or removal did, a line per file (refusals in red)."""
+    if not lines:
+        return ""
+    items = "".join(
+        f'<li class="{"upload-ok" if ok else "upload-refused"}">{esc(text)}</li>'
+        for text, ok in lines
+    )
+    return f'<ul class="upload-list">{items}</ul>'
 
 
 def status_html(status: dict[str, Any], mode: str, message: str = "") -> str:
