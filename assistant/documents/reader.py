@@ -96,8 +96,8 @@ def _walk(seeds_dir: Path) -> tuple[list[Path], dict[str, str]]:
 
 
 def _outside(root: Path, path: Path) -> str:
-    if not path.is_symlink():
-        return ""
+    if not path.is_symlink() or not path.exists():
+        return ""  # a dangling symlink is a file that cannot be read (`_not_regular` says so)
     try:
         target = path.resolve()
     except (OSError, RuntimeError):  # a symlink loop
@@ -141,8 +141,9 @@ def read_bytes(path: Path, max_bytes: int | None = None) -> bytes:
 def read_document(path: Path, max_bytes: int | None = DEFAULT_MAX_BYTES) -> tuple[str, str]:
     """The text the assistant stores for a file (see the module docstring) and its own title."""
     data = read_bytes(path, max_bytes)
-    if b"\x00" in data[:8192]:
-        raise UnicodeDecodeError("utf-8", data[:1], 0, 1, "binary file (NUL bytes)")
+    nul = data.find(b"\x00")  # anywhere in the file, not only its first block
+    if nul >= 0:
+        raise UnicodeDecodeError("utf-8", data, nul, nul + 1, "binary file (NUL bytes)")
     text = data.decode("utf-8")
     if path.suffix.lower() in HTML_SUFFIXES:
         from assistant.documents.html import extract
