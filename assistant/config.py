@@ -122,7 +122,11 @@ class Settings:
 
     def _validate_storage(self) -> None:
         if self.chroma_url:
-            parsed = urlparse(self.chroma_url)
+            try:
+                parsed = urlparse(self.chroma_url)
+                parsed.port  # noqa: B018  (raises ValueError when out of range or not a number)
+            except ValueError:
+                parsed = urlparse("")
             if parsed.scheme not in ("http", "https") or not parsed.hostname:
                 raise ConfigError(
                     f"ASSISTANT_CHROMA_URL must be an http(s) URL, not {self.chroma_url!r}.",

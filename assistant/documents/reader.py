@@ -75,6 +75,7 @@ def _walk(seeds_dir: Path) -> tuple[list[Path], dict[str, str]]:
 
     def unreadable(exc: OSError) -> None:
         source = relative_source(seeds_dir, Path(exc.filename)) + "/"
+        source = os.fsencode(source).decode("utf-8", "backslashreplace")
         skipped[source] = f"it is a folder that cannot be read ({exc.strerror or exc})"
         log.warning("Skipping %s: %s.", source, skipped[source])
 
@@ -85,6 +86,12 @@ def _walk(seeds_dir: Path) -> tuple[list[Path], dict[str, str]]:
             if name.startswith(".") or path.suffix.lower() not in SUFFIXES:
                 continue
             source = relative_source(seeds_dir, path)
+            if not _utf8(source):  # cannot be stored, shown or cited as text: name it by its bytes
+                source = os.fsencode(source).decode("utf-8", "backslashreplace")
+                reason = "its name is not valid UTF-8 (rename the file)"
+                log.warning("Skipping %s: %s.", source, reason)
+                skipped[source] = reason
+                continue
             reason = _outside(root, path) or _not_regular(path)
             if reason:
                 log.warning("Skipping %s: %s.", source, reason)
@@ -93,6 +100,14 @@ def _walk(seeds_dir: Path) -> tuple[list[Path], dict[str, str]]:
             found.append(path)
     found.sort(key=lambda p: relative_source(seeds_dir, p))  # by source, folders mixed in
     return found, skipped
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # os.walk decodes undecodable bytes as lone surrogates
+        return False
+    return True
 
 
 def _outside(root: Path, path: Path) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -175,6 +176,8 @@ def _previous(settings: Settings, rebuild: bool) -> dict[str, Any] | None:
         old = read_manifest(index_dir)
     except IndexIncompatibleError:
         if rebuild:
+            if (index_dir / MANIFEST).is_dir():  # nothing could replace it: clear the way
+                shutil.rmtree(index_dir / MANIFEST)
             return None
         raise
     if old is not None and not rebuild:
@@ -216,6 +219,8 @@ def _drop_pending(index_dir: Path, store: Any, old: dict[str, Any] | None) -> No
         name = (index_dir / PENDING).read_text(encoding="utf-8").strip()
     except OSError:
         return
+    except UnicodeDecodeError:  # not a name this assistant wrote: nothing to drop
+        name = ""
     published = {collection_of(old), old.get("previous_collection")} if old else set()
     if name and name not in published and hasattr(store, "drop"):
         log.info("Dropping collection %s, left by an interrupted ingest.", name)
@@ -323,14 +328,17 @@ def _open_target(settings: Settings, store_factory: Any, old: dict[str, Any] | N
         return _open_target_once(settings, store_factory, old, rebuild)
     except BackendError:
         chroma_dir = settings.index_dir / "chroma"
-        if not rebuild or settings.chroma_url or not chroma_dir.is_dir():
+        if not rebuild or settings.chroma_url or not os.path.lexists(chroma_dir):
             raise
         # The embedded store belongs to this index folder alone and a rebuild re-embeds
         # everything, so nothing in it is needed: a truncated chroma.sqlite3 must not stop the
         # one command the error messages recommend.
         log.warning("The Chroma store in %s cannot be used; the rebuild starts it afresh.",
                     chroma_dir)  # fmt: skip
-        shutil.rmtree(chroma_dir)
+        if chroma_dir.is_dir() and not chroma_dir.is_symlink():
+            shutil.rmtree(chroma_dir)
+        else:  # a file (or a link) where the folder should be
+            chroma_dir.unlink()
         return _open_target_once(settings, store_factory, old, rebuild)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.config import Settings
-from assistant.errors import IndexIncompatibleError
+from assistant.errors import IndexIncompatibleError, IndexMissingError
 from assistant.fileio import write_atomically
 
 FORMAT = 1
@@ -37,6 +37,11 @@ def read_manifest(index_dir: Path) -> dict[str, Any] | None:
         st = path.stat()
     except FileNotFoundError:
         return None
+    except NotADirectoryError:
+        raise IndexMissingError(
+            f"The index folder {index_dir} is not a folder.",
+            "Pass an index folder with --index DIR or ASSISTANT_INDEX_DIR.",
+        ) from None
     except OSError:
         raise _corrupt(path) from None
     stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
