@@ -504,7 +504,7 @@ def _chunk_ids(index: Path) -> set[str]:
     return {ch["id"] for d in data["docs"] for ch in d["chunks"]}
 
 
-# -- found on the second pass -----------------------------------------------------------------------
+# -- found on the second pass ---------------------------------------------------------------------
 def test_file_name_that_is_not_utf8_is_skipped_not_a_crash(
     small: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
