@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field, fields
@@ -50,6 +51,7 @@ class Settings:
     chroma_tenant: str = ""  # empty: the server's default tenant
     chroma_database: str = ""  # empty: the server's default database
     chroma_collection: str = "assistant-chunks"  # one name per index folder on a shared server
+    chroma_timeout: float = 30.0  # seconds a Chroma server may take to answer one request
     # ingest
     max_file_mb: float = 20.0  # larger files are skipped with a warning (never read)
     max_pdf_pages: int = 1000  # longer PDFs are skipped with a warning (bounded time and memory)
@@ -92,20 +94,10 @@ class Settings:
                 f"ASSISTANT_MODE must be auto, extractive or llm, not {self.mode!r}.",
                 "Unset it to use the default (auto).",
             )
-        for name in ("chunk_sentences", "chunk_max_chars", "top_k", "candidate_k",
-                     "max_question_chars", "max_answer_sentences", "max_request_bytes",
-                     "max_history_messages", "max_history_chars", "max_pdf_pages"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1.", "Check ASSISTANT_" + name.upper())
-        if not self.llm_timeout > 0 or self.llm_retries < 0 or not 0 <= self.llm_temperature <= 2:
-            raise ConfigError(
-                "llm_timeout must be positive, llm_retries at least 0 and llm_temperature "
-                "between 0 and 2.",
-                "Check ASSISTANT_LLM_TIMEOUT, ASSISTANT_LLM_RETRIES and ASSISTANT_LLM_TEMPERATURE.")
+        self._validate_ranges()
         if not self.llm_model.strip():
             raise ConfigError("llm_model must not be empty.", "Check ASSISTANT_LLM_MODEL.")
-        if self.ui_queue_size < 1:
-            raise ConfigError("ui_queue_size must be at least 1.", "Check ASSISTANT_UI_QUEUE_SIZE.")
+        parse_log_level(self.log_level)
         self._validate_storage()
         for host in self.host_allow_list():
             if host != "*" and not re.fullmatch(r"[a-z0-9._:\[\]-]+", host):
@@ -121,9 +113,33 @@ class Settings:
                 "Set it like ASSISTANT_UI_AUTH=alice:s3cret, or unset it.",
             )
 
+    def _validate_ranges(self) -> None:
+        """Every numeric setting is a finite number within its bounds (NaN and inf are refused)."""
+        defaults = Settings()
+        for name, (low, high, low_open) in RANGES.items():
+            value = getattr(self, name)
+            ok = (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+                and (value > low if low_open else value >= low)
+                and value <= high
+            )
+            if not ok:
+                bound = f"above {low:g}" if low_open else f"from {low:g}"
+                raise ConfigError(
+                    f"{name} must be a number {bound} to {high:g}, not {value!r}.",
+                    f"Set ASSISTANT_{name.upper()} within that range, or unset it to use the "
+                    f"default ({getattr(defaults, name)!r}).",
+                )
+
     def _validate_storage(self) -> None:
         if self.chroma_url:
-            parsed = urlparse(self.chroma_url)
+            try:
+                parsed = urlparse(self.chroma_url)
+                parsed.port  # noqa: B018  (raises ValueError when out of range or not a number)
+            except ValueError:
+                parsed = urlparse("")
             if parsed.scheme not in ("http", "https") or not parsed.hostname:
                 raise ConfigError(
                     f"ASSISTANT_CHROMA_URL must be an http(s) URL, not {self.chroma_url!r}.",
@@ -136,13 +152,6 @@ class Settings:
                 "Use 3-62 letters, digits, dots, dashes or underscores in "
                 "ASSISTANT_CHROMA_COLLECTION.",
             )
-        if not self.max_file_mb > 0 or not self.max_upload_mb > 0 or self.ingest_lock_timeout < 0:
-            raise ConfigError(
-                "max_file_mb and max_upload_mb must be positive and ingest_lock_timeout at "
-                "least 0.",
-                "Check ASSISTANT_MAX_FILE_MB, ASSISTANT_MAX_UPLOAD_MB and "
-                "ASSISTANT_INGEST_LOCK_TIMEOUT.",
-            )
 
     def host_allow_list(self) -> tuple[str, ...]:
         """`allowed_hosts` as lower-case names (the server always allows loopback too)."""
@@ -152,6 +161,46 @@ class Settings:
     def chunking_params(self) -> dict[str, int]:
         """The parameters an index is built with; a mismatch means the index must be rebuilt."""
         return {"chunk_sentences": self.chunk_sentences, "chunk_max_chars": self.chunk_max_chars}
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+# name: (lowest, highest, lowest excluded). Wide enough for any real use, narrow enough that a
+# typo (a stray minus sign, "inf", "nan") is caught here instead of misbehaving later.
+RANGES: dict[str, tuple[float, float, bool]] = {
+    "chunk_sentences": (1, 100, False),
+    "chunk_max_chars": (1, 100_000, False),
+    "top_k": (1, 1000, False),
+    "candidate_k": (1, 1000, False),
+    "rrf_k": (1, 100_000, False),
+    # calibration runs use a very low threshold to see every answer (evals/calibrate.py)
+    "abstain_threshold": (-10.0, 1.0, False),
+    "max_question_chars": (1, 1_000_000, False),
+    "max_answer_sentences": (1, 20, False),
+    "llm_timeout": (0.0, 3600.0, True),
+    "llm_retries": (0, 10, False),
+    "llm_temperature": (0.0, 2.0, False),
+    "ui_queue_size": (1, 10_000, False),
+    "chroma_timeout": (0.0, 3600.0, True),
+    "max_file_mb": (0.0, 1024.0 * 1024, True),
+    "ingest_lock_timeout": (0.0, 7 * 24 * 3600.0, False),
+    "max_upload_mb": (0.0, 1024.0 * 1024, True),
+    "max_pdf_pages": (1, 1_000_000, False),
+    "max_request_bytes": (1, 1 << 40, False),
+    "max_history_messages": (1, 1_000_000, False),
+    "max_history_chars": (1, 1 << 40, False),
+}
+
+
+def parse_log_level(value: str | None) -> str:
+    """The logging level named by `value` (ASSISTANT_LOG_LEVEL), upper case; default WARNING."""
+    level = (value or "WARNING").strip().upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(
+            f"ASSISTANT_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {value!r}.",
+            "Unset it to use the default (WARNING).",
+        )
+    return level
 
 
 def _coerce(name: str, raw: Any, annotation: Any) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 from assistant.answering.citations import SourceReader, verify, with_pages
 from assistant.config import Settings
 from assistant.errors import AssistantError, BadInputError, IndexMissingError
-from assistant.inputs import check_history
+from assistant.inputs import check_history, check_text
 from assistant.types import Answer, Citation, IngestSummary
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,8 @@ class Assistant:
         self._chat_model = chat_model
         self._engine: Any = None
         self._engine_version: Any = None  # build_key of the loaded manifest
+        self._store_version: Any = None  # build_key current when the store was opened
+        self._retired_store: Any = None  # the store before the last reopen (asks may still run)
         self._lock = threading.RLock()
         self._reader = SourceReader(settings.seeds_dir, settings.max_file_mb,
                                     settings.max_pdf_pages)
@@ -67,7 +69,7 @@ class Assistant:
         s = self.settings  # a Chroma server when chroma_url is set (docs/deployment.md)
         return ChromaStore(s.index_dir / "chroma", url=s.chroma_url or None, token=s.chroma_token,
                            tenant=s.chroma_tenant, database=s.chroma_database,
-                           collection=s.chroma_collection)
+                           collection=s.chroma_collection, timeout=s.chroma_timeout)
 
     @property
     def store(self) -> Any:
@@ -103,9 +105,15 @@ class Assistant:
         file lock orders ingests, and the next ask loads the new version).
         """
         from assistant.indexing.ingest import ingest
+        from assistant.indexing.manifest import build_key, read_manifest
 
-        return ingest(self.settings, lambda: self.encoder, lambda: self.store,
-                            rebuild=rebuild, progress=progress)
+        summary = ingest(self.settings, lambda: self.encoder, self._store_for_ingest,
+                         rebuild=rebuild, progress=progress)
+        manifest = read_manifest(self.settings.index_dir)
+        with self._lock:  # this process's own client wrote this version: it is current for it
+            ours = manifest is not None and manifest["version"] == summary.version
+            self._store_version = build_key(manifest) if ours else None
+        return summary
 
     def add_document(self, name: str, path: str | Path) -> Any:
         """Add the file at `path` to the seeds folder as `name`, checked first (not ingested).
@@ -128,6 +136,7 @@ class Assistant:
 
     def ask(self, question: str, *, history: list[dict[str, str]] | None = None) -> Answer:
         """Answer a question from the documents, with verified citations (or abstain)."""
+        history = self._check_history(history)
         if self.mode == "llm":
             *_, answer = self._ask_llm(question, history, stream=False)
             return answer
@@ -140,6 +149,7 @@ class Assistant:
         The deltas are a draft without citation markers; the final `Answer` is authoritative: its
         text carries the verified markers and leaves out unsupported sentences.
         """
+        history = self._check_history(history)
         if self.mode == "llm":
             yield from self._ask_llm(question, history, stream=True)
             return
@@ -214,15 +224,18 @@ class Assistant:
         manifest = read_manifest(self.settings.index_dir)
         if manifest is None:
             return {"indexed": False, "index_dir": str(self.settings.index_dir)}
+        embedding = manifest.get("embedding")
         return {"indexed": True, "index_dir": str(self.settings.index_dir),
                 "documents": len(manifest["documents"]),
                 "chunks": sum(d["chunks"] for d in manifest["documents"].values()),
-                "embedding_model": manifest["embedding"]["model_id"],
-                "built_at": manifest["built_at"], "build_seconds": manifest["build_seconds"],
+                "embedding_model": embedding.get("model_id") if isinstance(embedding, dict)
+                else None,
+                "built_at": manifest.get("built_at"),
+                "build_seconds": manifest.get("build_seconds"),
                 "version": manifest["version"],
                 "chroma": self.settings.chroma_url or "embedded",
-                "skipped": len(manifest.get("skipped", [])),
-                "duplicates": len(manifest.get("duplicates", {}))}
+                "skipped": _count(manifest.get("skipped")),
+                "duplicates": _count(manifest.get("duplicates"))}
 
     def source_text(self, source: str) -> str | None:
         """The text of a document the published index holds; None for any other path.
@@ -245,14 +258,17 @@ class Assistant:
         if not isinstance(question, str):
             raise BadInputError(f"The question must be text, not {type(question).__name__}.",
                                 "Send the question as a string.")
-        if not question.strip():
+        check_text(question, "question")
+        # Zero-width and other invisible characters count as blank: "\u200b\u200b" is empty.
+        question = _EDGE_BLANK.sub("", question)
+        if not question:
             raise BadInputError("The question is empty.", "Ask a question in words, e.g. "
                                 "assistant ask \"Who visited Minsk?\"")
         limit = self.settings.max_question_chars
         if len(question) > limit:
             raise BadInputError(f"The question is {len(question)} characters long; the limit is "
                                 f"{limit}.", "Shorten it, or raise ASSISTANT_MAX_QUESTION_CHARS.")
-        return question.strip()
+        return question
 
     def _check_history(self, history: Any) -> list[dict[str, str]] | None:
         s = self.settings
@@ -298,10 +314,37 @@ class Assistant:
                 raise IndexMissingError(f"There is no index in {self.settings.index_dir}.",
                                         "Build it with: assistant ingest")
             if self._engine is None or self._engine_version != build_key(manifest):
+                self._reopen_store_if_stale(build_key(manifest))
                 self._warm_up_in_parallel()
+                if self._store_version is None:
+                    self._store_version = build_key(manifest)
                 self._engine = _Engine(self, *load_current(self.settings))
                 self._engine_version = build_key(self._engine.manifest)
             return self._engine
+
+    def _store_for_ingest(self) -> Any:
+        """The store an ingest writes through, called under the index's ingest lock: a fresh
+        client, which sees what earlier ingests of other processes wrote."""
+        with self._lock:
+            if self._store is not None:
+                self._reopen_store_if_stale(object())  # a key no version has: always reopen
+            return self.store
+
+    def _reopen_store_if_stale(self, key: Any) -> None:
+        """An embedded Chroma client does not see what another process's ingest wrote after it
+        was opened: a new version gets a fresh client. The one before is closed one switch later,
+        so asks still running on it finish."""
+        store = self._store
+        if store is None or self._store_version == key or not hasattr(store, "reopen"):
+            return
+        fresh = store.reopen()
+        if fresh is store:  # a Chroma server sees every write
+            self._store_version = key
+            return
+        log.info("Index version changed: reopening the embedded Chroma store.")
+        if self._retired_store is not None and hasattr(self._retired_store, "close"):
+            self._retired_store.close()
+        self._retired_store, self._store, self._store_version = store, fresh, key
 
 
 class _Engine:
@@ -335,10 +378,20 @@ class _Engine:
                 int(side.sent_end[s1]))
 
 
+def _count(value: Any) -> int:
+    return len(value) if isinstance(value, (list, dict)) else 0
+
+
 def _abstain_text() -> str:
     from assistant.answering.extractive import ABSTAIN_TEXT
 
     return ABSTAIN_TEXT
+
+
+# Whitespace and invisible format characters (zero-width spaces and joiners, BOM, word joiner,
+# bidi marks) at either end of a question; a question of nothing else is empty.
+_BLANK = r"[\s\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]"
+_EDGE_BLANK = re.compile(rf"^{_BLANK}+|{_BLANK}+$")
 
 
 _PRONOUN = re.compile(r"\b(he|she|it|they|him|her|his|hers|its|them|their|theirs|this|that|"

@@ -6,6 +6,7 @@ through the facade, so every surface refuses the same input with the same senten
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from assistant.errors import BadInputError
@@ -27,7 +28,8 @@ def check_text(text: str, what: str) -> str:
     at = lone_surrogate_at(text)
     if at is not None:
         raise BadInputError(
-            f"The {what} is not valid Unicode: it has a lone surrogate at character {at}.",
+            f"The {what} is not valid Unicode: it has a lone surrogate at character {at} (a byte "
+            "that was not UTF-8, or half of an emoji's UTF-16 pair).",
             UNICODE_HINT,
         )
     return text
@@ -39,7 +41,7 @@ def check_history(
     """The history as given, if it is a list of {"role", "content"} text messages within caps."""
     if history is None:
         return None
-    if not isinstance(history, list):
+    if not isinstance(history, list | tuple):
         raise BadInputError(
             f"The history must be a list of messages, not {type(history).__name__}.",
             'Send it as [{"role": "user", "content": "..."}, {"role": "assistant", ...}].',
@@ -49,23 +51,26 @@ def check_history(
             f"The history has {len(history)} messages; the limit is {max_messages}.",
             "Send only the last turns, or raise ASSISTANT_MAX_HISTORY_MESSAGES.",
         )
-    for i, message in enumerate(history):
-        if not (
-            isinstance(message, dict)
-            and isinstance(message.get("role"), str)
-            and isinstance(message.get("content"), str)
-        ):
+    hint = 'Send it as [{"role": "user", "content": "Who came?"}, {"role": "assistant", ...}].'
+    for i, message in enumerate(history, 1):
+        if not isinstance(message, Mapping):
             raise BadInputError(
-                f'History message {i} is not a {{"role": ..., "content": text}} message.',
-                'Send each message as {"role": "user" or "assistant", "content": "..."}.',
+                f"History message {i} must be a dict with role and content, not "
+                f"{type(message).__name__}.",
+                hint,
             )
-    total = sum(len(m["content"]) for m in history)
+        for key in ("role", "content"):
+            value = message.get(key, "")
+            if not isinstance(value, str):
+                raise BadInputError(
+                    f"History message {i} has a {key} that is not text ({type(value).__name__}).",
+                    hint,
+                )
+            check_text(value, f"history message {i}")
+    total = sum(len(m.get("content", "")) for m in history)
     if total > max_chars:
         raise BadInputError(
             f"The history is {total} characters long; the limit is {max_chars}.",
             "Send only the last turns, or raise ASSISTANT_MAX_HISTORY_CHARS.",
         )
-    for i, message in enumerate(history):
-        check_text(message["role"], f"role of history message {i}")
-        check_text(message["content"], f"content of history message {i}")
-    return history
+    return [dict(m) for m in history] or None

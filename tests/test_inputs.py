@@ -20,9 +20,9 @@ TURN = [{"role": "user", "content": "Who?"}, {"role": "assistant", "content": "A
         (TURN * 3, "The history has 6 messages; the limit is 4."),
         ([{"role": "user", "content": "x" * 101}], "The history is 101 characters long; the limit"),
         ("Who?", "The history must be a list of messages, not str."),
-        ([{"role": "user", "content": 3}], "History message 0 is not a"),
-        (["Who?"], "History message 0 is not a"),
-        ([{"role": "user", "content": "x\ud800"}], "content of history message 0 is not valid"),
+        ([{"role": "user", "content": 3}], "History message 1 has a content that is not text"),
+        (["Who?"], "History message 1 must be a dict"),
+        ([{"role": "user", "content": "x\ud800"}], "history message 1 is not valid Unicode"),
     ],
     ids=["messages", "characters", "not-a-list", "not-text", "not-a-message", "surrogate"],
 )
@@ -59,8 +59,8 @@ def test_lone_surrogates_are_found_and_named() -> None:
 @pytest.mark.parametrize(
     ("setting", "value", "needle"),
     [
-        ("max_request_bytes", 0, "max_request_bytes must be at least 1"),
-        ("max_history_messages", -1, "max_history_messages must be at least 1"),
+        ("max_request_bytes", 0, "max_request_bytes must be a number from 1 "),
+        ("max_history_messages", -1, "max_history_messages must be a number from 1 "),
         ("allowed_hosts", "good.example, bad host", "invalid host name 'bad host'"),
     ],
 )

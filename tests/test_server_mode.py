@@ -246,3 +246,84 @@ def test_two_processes_ask_while_an_ingest_changes_documents(
             for c in row["citations"]:
                 assert texts[c["source"]][c["start"] : c["end"]] == c["quote"]
     assert seen == {1, 2}
+
+
+class _Proxy:
+    """A loopback TCP proxy to the Chroma server that can stop passing answers back (`silent`)."""
+
+    def __init__(self, port: int) -> None:
+        import socket
+
+        self.upstream = port
+        self.silent = False
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.stop = threading.Event()
+        self.sockets: list[Any] = []
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+
+    def __enter__(self) -> _Proxy:
+        self.threads[0].start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in list(self.threads):
+            t.join(timeout=5)
+        for s in self.sockets:
+            s.close()
+        self.listener.close()
+
+    def _accept(self) -> None:
+        import socket
+
+        while not self.stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                continue
+            server = socket.create_connection(("127.0.0.1", self.upstream))
+            for s in (client, server):
+                s.settimeout(0.2)
+                self.sockets.append(s)
+            for src, dst, answers in ((client, server, False), (server, client, True)):
+                t = threading.Thread(target=self._pump, args=(src, dst, answers), daemon=True)
+                self.threads.append(t)
+                t.start()
+
+    def _pump(self, src: Any, dst: Any, answers: bool) -> None:
+        while not self.stop.is_set():
+            try:
+                data = src.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            if answers and self.silent:
+                continue  # the server's answer never arrives
+            try:
+                dst.sendall(data)
+            except OSError:
+                return
+
+
+def test_server_that_stops_answering_mid_session_fails_within_the_timeout(
+    server: ChromaServer, encoder: Any, tmp_path: Path
+) -> None:
+    seeds = tmp_path / "seeds"
+    items = towns.towns(3)
+    towns.write(seeds, items)
+    with _Proxy(server.port) as proxy:
+        a = Assistant(seeds_dir=seeds, index_dir=tmp_path / "index", chroma_url=proxy.url,
+                      encoder=encoder, chroma_timeout=1.0)  # fmt: skip
+        a.ingest()
+        assert items[0].mason in a.ask(items[0].question()).text
+        proxy.silent = True  # connected, requests arrive, no answer ever comes back
+        with pytest.raises(BackendError, match=r"did not answer within 1 s \(querying\)") as err:
+            a.ask(items[1].question())
+        assert "ASSISTANT_CHROMA_TIMEOUT" in err.value.hint
+        proxy.silent = False
+        assert items[2].mason in a.ask(items[2].question()).text  # the next request recovers

@@ -82,6 +82,7 @@ def _walk(seeds_dir: Path) -> tuple[list[Path], dict[str, str]]:
 
     def unreadable(exc: OSError) -> None:
         source = relative_source(seeds_dir, Path(exc.filename)) + "/"
+        source = os.fsencode(source).decode("utf-8", "backslashreplace")
         skipped[source] = f"it is a folder that cannot be read ({exc.strerror or exc})"
         log.warning("Skipping %s: %s.", source, skipped[source])
 
@@ -92,6 +93,12 @@ def _walk(seeds_dir: Path) -> tuple[list[Path], dict[str, str]]:
             if name.startswith(".") or path.suffix.lower() not in SUFFIXES:
                 continue
             source = relative_source(seeds_dir, path)
+            if not _utf8(source):  # cannot be stored, shown or cited as text: name it by its bytes
+                source = os.fsencode(source).decode("utf-8", "backslashreplace")
+                reason = "its name is not valid UTF-8 (rename the file)"
+                log.warning("Skipping %s: %s.", source, reason)
+                skipped[source] = reason
+                continue
             reason = _outside(root, path) or _not_regular(path)
             if reason:
                 log.warning("Skipping %s: %s.", source, reason)
@@ -102,9 +109,17 @@ def _walk(seeds_dir: Path) -> tuple[list[Path], dict[str, str]]:
     return found, skipped
 
 
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # os.walk decodes undecodable bytes as lone surrogates
+        return False
+    return True
+
+
 def _outside(root: Path, path: Path) -> str:
-    if not path.is_symlink():
-        return ""
+    if not path.is_symlink() or not path.exists():
+        return ""  # a dangling symlink is a file that cannot be read (`_not_regular` says so)
     try:
         target = path.resolve()
     except (OSError, RuntimeError):  # a symlink loop
@@ -166,8 +181,9 @@ def read_document(path: Path, max_bytes: int | None = DEFAULT_MAX_BYTES,
         if not data.strip():
             return "", ""
         return extract_docx(data)
-    if b"\x00" in data[:8192]:
-        raise UnicodeDecodeError("utf-8", data[:1], 0, 1, "binary file (NUL bytes)")
+    nul = data.find(b"\x00")  # anywhere in the file, not only its first block
+    if nul >= 0:
+        raise UnicodeDecodeError("utf-8", data, nul, nul + 1, "binary file (NUL bytes)")
     text = data.decode("utf-8")
     if path.suffix.lower() in HTML_SUFFIXES:
         from assistant.documents.html import extract

@@ -95,7 +95,12 @@ class MiniLMEncoder:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        self._tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
+        try:
+            self._tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
+        except Exception as exc:  # tokenizers raises a bare Exception for a file it cannot parse
+            raise ModelError(
+                f"The tokenizer file {self.tokenizer_path} cannot be read ({exc}).", _TOKENIZER_HINT
+            ) from None
         self._tokenizer.enable_truncation(MAX_TOKENS)
         self._tokenizer.no_padding()
         opts = ort.SessionOptions()

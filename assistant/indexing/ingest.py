@@ -22,7 +22,9 @@ version's sidecar and collection are kept until the next switch, for readers tha
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -39,6 +41,7 @@ from assistant.documents.splitter import make_chunks, parse_document
 from assistant.errors import BackendError, IndexIncompatibleError, SeedsError
 from assistant.indexing.lock import ingest_lock
 from assistant.indexing.manifest import (
+    LEDGER,
     MANIFEST,
     PENDING,
     check_compatible,
@@ -163,6 +166,8 @@ def _previous(settings: Settings, rebuild: bool) -> dict[str, Any] | None:
         old = read_manifest(index_dir)
     except IndexIncompatibleError:
         if rebuild:
+            if (index_dir / MANIFEST).is_dir():  # nothing could replace it: clear the way
+                shutil.rmtree(index_dir / MANIFEST)
             return None
         raise
     if old is not None and not rebuild:
@@ -204,11 +209,42 @@ def _drop_pending(index_dir: Path, store: Any, old: dict[str, Any] | None) -> No
         name = (index_dir / PENDING).read_text(encoding="utf-8").strip()
     except OSError:
         return
+    except UnicodeDecodeError:  # not a name this assistant wrote: nothing to drop
+        name = ""
     published = {collection_of(old), old.get("previous_collection")} if old else set()
     if name and name not in published and hasattr(store, "drop"):
         log.info("Dropping collection %s, left by an interrupted ingest.", name)
         store.drop(name)
     (index_dir / PENDING).unlink(missing_ok=True)
+
+
+def _ledger(index_dir: Path) -> list[str]:
+    try:
+        names = json.loads((index_dir / LEDGER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+
+def _remember_collection(index_dir: Path, name: str) -> None:
+    """Note a collection this index folder made, so it can be dropped even if the manifest that
+    named it is lost (a server is shared: only names noted here are ever dropped there)."""
+    write_json_atomic(index_dir / LEDGER, sorted({*_ledger(index_dir), name}))
+
+
+def _drop_orphans(index_dir: Path, base_store: Any, keep: set[str]) -> None:
+    """Drop collections no manifest names any more: in the embedded store every one but `keep`
+    (the store belongs to this index folder), on a server those the ledger lists."""
+    if not hasattr(base_store, "drop"):
+        return
+    names = set(_ledger(index_dir))
+    if getattr(base_store, "embedded", False) and hasattr(base_store, "collection_names"):
+        names |= set(base_store.collection_names())
+    for name in sorted(names - keep):
+        log.info("ingest: dropping collection %s, which no manifest names.", name)
+        base_store.drop(name)
+    if names - keep or set(_ledger(index_dir)) != keep:
+        write_json_atomic(index_dir / LEDGER, sorted(keep))
 
 
 def _prune_sidecars(index_dir: Path, current: int) -> None:
@@ -278,6 +314,27 @@ class _Target:
 
 def _open_target(settings: Settings, store_factory: Any, old: dict[str, Any] | None,
                  rebuild: bool) -> _Target:  # fmt: skip
+    """The collection to write; a rebuild starts a damaged embedded Chroma store afresh."""
+    try:
+        return _open_target_once(settings, store_factory, old, rebuild)
+    except BackendError:
+        chroma_dir = settings.index_dir / "chroma"
+        if not rebuild or settings.chroma_url or not os.path.lexists(chroma_dir):
+            raise
+        # The embedded store belongs to this index folder alone and a rebuild re-embeds
+        # everything, so nothing in it is needed: a truncated chroma.sqlite3 must not stop the
+        # one command the error messages recommend.
+        log.warning("The Chroma store in %s cannot be used; the rebuild starts it afresh.",
+                    chroma_dir)  # fmt: skip
+        if chroma_dir.is_dir() and not chroma_dir.is_symlink():
+            shutil.rmtree(chroma_dir)
+        else:  # a file (or a link) where the folder should be
+            chroma_dir.unlink()
+        return _open_target_once(settings, store_factory, old, rebuild)
+
+
+def _open_target_once(settings: Settings, store_factory: Any, old: dict[str, Any] | None,
+                      rebuild: bool) -> _Target:  # fmt: skip
     # A first build or a rebuild writes into a fresh collection with a unique name (so index
     # folders sharing a Chroma server never collide): readers keep the old one until the switch.
     index_dir = settings.index_dir
@@ -288,6 +345,7 @@ def _open_target(settings: Settings, store_factory: Any, old: dict[str, Any] | N
     name = f"{settings.chroma_collection}-{uuid.uuid4().hex[:8]}" if fresh else str(old_collection)
     if fresh:
         (index_dir / PENDING).write_text(name, encoding="utf-8")
+        _remember_collection(index_dir, name)
     store = base_store.view(name) if hasattr(base_store, "view") else base_store
     store.collection(create=True)
     present = store.all_ids() if hasattr(store, "all_ids") else set()
@@ -296,24 +354,36 @@ def _open_target(settings: Settings, store_factory: Any, old: dict[str, Any] | N
 
 def _reuse(
     plan: _Plan, settings: Settings, rebuild: bool
-) -> tuple[dict[str, DocEntry], dict[str, np.ndarray]]:
-    """Entries and vectors of documents whose text the previous sidecar already holds."""
+) -> tuple[dict[str, DocEntry], dict[str, np.ndarray], bool]:
+    """Entries and vectors of documents whose text the previous sidecar already holds, and
+    whether that sidecar is whole (chunks, vectors and BM25 files all check out).
+
+    A sidecar whose BM25 files are damaged still gives its chunks and vectors; one whose
+    chunks or vectors are damaged gives nothing, and every document is embedded again.
+    """
     entries: dict[str, DocEntry] = {}
     vectors: dict[str, np.ndarray] = {}
     old = plan.old
-    if rebuild or old is None or not old["documents"]:
-        return entries, vectors
+    if rebuild or old is None:
+        return entries, vectors, False
+    folder = settings.index_dir / f"v{old['version']}"
     try:
-        old_side: Sidecar = load_sidecar(settings.index_dir / f"v{old['version']}")
+        old_side: Sidecar = load_sidecar(folder, lexical=True)
+        intact = True
     except IndexIncompatibleError as exc:
-        log.warning("%s Re-embedding every document.", exc.message)
-        return entries, vectors
+        log.warning("%s Writing a new version.", exc.message)
+        intact = False
+        try:
+            old_side = load_sidecar(folder)
+        except IndexIncompatibleError:
+            log.warning("Re-embedding every document.")
+            return entries, vectors, False
     for s in plan.current:
         src = s if s in plan.unchanged else old_side.source_of_sha(plan.current[s].sha256)
         if src is not None:
             entry, vectors[s] = old_side.entry(src)
             entries[s] = entry if src == s else _moved(entry, s)
-    return entries, vectors
+    return entries, vectors, intact
 
 
 @dataclass
@@ -455,7 +525,7 @@ def _ingest(
     plan = _plan(settings, rebuild)
     old = plan.old
     target = _open_target(settings, store_factory, old, rebuild)
-    entries, vectors = _reuse(plan, settings, rebuild)
+    entries, vectors, intact = _reuse(plan, settings, rebuild)
     todo = [plan.current[s] for s in sorted(plan.current) if s not in entries]
     writer = _ChunkWriter(target.store)
 
@@ -467,13 +537,15 @@ def _ingest(
             writer.add(_records(plan.current[s], part, vectors[s]))
     if (
         old is not None
+        and intact
         and not (rebuild or todo or writer.pending or plan.added or plan.updated or plan.removed)
         and old.get("skipped", []) == list(plan.found.skipped)
         and old.get("duplicates", {}) == plan.found.duplicates
     ):
         log.info("ingest: nothing changed, version %d stays", old["version"])
         live = {ch["id"] for e in entries.values() for ch in e.chunks}
-        _cleanup(target.store, target.base_store, live, None, target.name, None)
+        _cleanup(target.store, target.base_store, live, None, target.name,
+                 old.get("previous_collection"), index_dir)  # fmt: skip
         _prune_sidecars(index_dir, old["version"])
         return _summary(plan, entries, time.perf_counter() - t0, old["version"], changed=False)
     if todo:
@@ -483,7 +555,7 @@ def _ingest(
 
     log.info("ingest: cleaning up")
     live = {ch["id"] for e in entries.values() for ch in e.chunks}
-    _cleanup(target.store, target.base_store, live, old, target.name, keep_collection)
+    _cleanup(target.store, target.base_store, live, old, target.name, keep_collection, index_dir)
     _prune_sidecars(index_dir, plan.version)
     log.info("ingest: done, version %d", plan.version)
     return _summary(plan, entries, seconds, plan.version, changed=True)
@@ -510,6 +582,7 @@ def _cleanup(
     old: dict[str, Any] | None,
     name: str,
     keep: str | None,
+    index_dir: Path,
 ) -> None:
     """After the switch: delete chunks and collections no reader needs any more.
 
@@ -525,5 +598,8 @@ def _cleanup(
         older = (old or {}).get("previous_collection")
         if older and older not in (name, keep) and hasattr(base_store, "drop"):
             base_store.drop(older)
+        _drop_orphans(index_dir, base_store, {n for n in (name, keep) if n})
     except BackendError as exc:
         log.warning("%s Stale chunks stay until the next ingest removes them.", exc.message)
+    except OSError as exc:
+        log.warning("Cannot update %s (%s); the next ingest tries again.", LEDGER, exc)

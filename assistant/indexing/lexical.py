@@ -221,6 +221,26 @@ class LexicalIndex:
         data = json.loads((folder / "sentence_df.json").read_text(encoding="utf-8"))
         return cls(bm25, data["df"], data["n"])
 
+    def check(self, n_chunks: int) -> None:
+        """Raise ValueError unless the saved files fit an index of `n_chunks` chunks."""
+        if not isinstance(self.sentence_df, dict) or not isinstance(self.n_sentences, int):
+            raise ValueError("sentence_df.json of the wrong shape")
+        bm = self._bm25
+        if bm is None:
+            if n_chunks:
+                raise ValueError("the BM25 files are missing")
+            return
+        columns = len(bm.indptr) - 1  # bm25s's vocabulary also maps "" to one past the last
+        ids = [i for t, i in bm.vocab_dict.items() if t]
+        if (
+            bm.num_docs != n_chunks
+            or not all(type(i) is int and 0 <= i < columns for i in ids)
+        ):
+            raise ValueError("the BM25 matrix does not fit the chunks")
+        nnz = int(bm.indptr[-1]) if len(bm.indptr) else 0
+        if len(bm.data) != nnz or len(bm.indices) != nnz:
+            raise ValueError("the BM25 matrix is truncated")
+
     def mentions(self, token: str) -> bool:
         """Whether some sentence of the documents has `token`, or a word with its first four
         letters (Russia/Russian, America/American)."""

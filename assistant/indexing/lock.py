@@ -51,13 +51,34 @@ def ingest_lock(index_dir: Path, timeout: float) -> Iterator[None]:
                 time.sleep(0.05)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
-        yield
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)  # still ours: the next waiter sees no stale pid
     finally:
         os.close(fd)  # releases the lock
 
 
 def _lock_holder(path: Path) -> str:
+    """"pid N" when the file names a live process, else "another process": a holder killed with
+    `kill -9` leaves its pid behind, and a new holder writes its own only once it has the lock."""
     try:
-        return path.read_text(encoding="utf-8").strip() or "another process"
-    except OSError:
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
         return "another process"
+    word, _, number = text.partition(" ")
+    if word != "pid" or not number.isdigit() or not _alive(int(number)):
+        return "another process"
+    return f"pid {number}"
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except PermissionError:  # alive, another user's
+        return True
+    except (OSError, OverflowError):  # no such process, or not a pid at all
+        return False
+    return True

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from assistant.config import Settings
-from assistant.errors import IndexIncompatibleError
+from assistant.errors import IndexIncompatibleError, IndexMissingError
 from assistant.fileio import write_atomically
 
 FORMAT = 1
 MANIFEST = "manifest.json"
 PENDING = ".pending-collection"  # the fresh collection a first build or rebuild is writing
+LEDGER = ".collections.json"  # every Chroma collection this index folder made and still keeps
 DEFAULT_COLLECTION = "assistant-chunks"  # indexes written before the manifest named it
 
 _manifest_cache: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}
@@ -36,6 +37,11 @@ def read_manifest(index_dir: Path) -> dict[str, Any] | None:
         st = path.stat()
     except FileNotFoundError:
         return None
+    except NotADirectoryError:
+        raise IndexMissingError(
+            f"The index folder {index_dir} is not a folder.",
+            "Pass an index folder with --index DIR or ASSISTANT_INDEX_DIR.",
+        ) from None
     except OSError:
         raise _corrupt(path) from None
     stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
@@ -48,14 +54,23 @@ def read_manifest(index_dir: Path) -> dict[str, Any] | None:
         return None
     except (OSError, ValueError):
         raise _corrupt(path) from None
-    if not (
-        isinstance(data, dict)
-        and isinstance(data.get("version"), int)
-        and isinstance(data.get("documents"), dict)
-    ):
+    if not _well_formed(data):
         raise _corrupt(path)
     _manifest_cache[path] = (stamp, data)
     return data
+
+
+def _well_formed(data: Any) -> bool:
+    """The fields readers rely on have their types: a version, and per document a hash and a
+    chunk count (anything else, like `built_at`, is read with a default)."""
+    if not (isinstance(data, dict) and type(data.get("version")) is int):
+        return False
+    docs = data.get("documents")
+    return isinstance(docs, dict) and all(
+        isinstance(d, dict) and isinstance(d.get("sha256"), str)
+        and type(d.get("chunks")) is int and d["chunks"] >= 0
+        for d in docs.values()
+    )  # fmt: skip
 
 
 def build_key(manifest: dict[str, Any]) -> Any:

@@ -107,19 +107,63 @@ class Sidecar:
         ), np.asarray(vecs)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_doc(d: Any) -> None:
+    """Raise ValueError unless `d` is a well-formed document entry of chunks.json."""
+    if not (
+        isinstance(d, dict)
+        and all(isinstance(d.get(k), str) for k in ("source", "sha256", "title"))
+        and _is_int(d.get("chars"))
+        and isinstance(d.get("chunks"), list)
+        and isinstance(d.get("sentences"), list)
+    ):
+        raise ValueError("a document entry of the wrong shape")
+    chars, n = d["chars"], len(d["sentences"])
+    for s in d["sentences"]:
+        if not (
+            isinstance(s, list) and len(s) == 3 and _is_int(s[0]) and _is_int(s[1])
+            and isinstance(s[2], str) and 0 <= s[0] <= s[1] <= chars
+        ):  # fmt: skip
+            raise ValueError(f"a sentence of {d['source']} with bad offsets")
+    for ch in d["chunks"]:
+        if not (
+            isinstance(ch, dict) and isinstance(ch.get("id"), str)
+            and isinstance(ch.get("section", ""), str)
+            and all(_is_int(ch.get(k)) for k in ("start", "end", "s0", "s1"))
+            and 0 <= ch["start"] <= ch["end"] <= chars and 0 <= ch["s0"] <= ch["s1"] <= n
+        ):  # fmt: skip
+            raise ValueError(f"a chunk of {d['source']} with bad offsets")
+
+
 def load_sidecar(folder: Path, lexical: bool = False) -> Sidecar:
+    """A version's sidecar, checked: offsets are integers in range, one vector of the model's
+    dimension per sentence, a BM25 matrix with one row per chunk; anything else raises
+    `IndexIncompatibleError` (which `assistant ingest` repairs by writing a new version)."""
+    from assistant.indexing.embedding import DIMENSION
+
     try:
         with (folder / "chunks.json").open(encoding="utf-8") as fh:
             docs = json.load(fh)["docs"]
+        if not isinstance(docs, list):
+            raise ValueError("no list of documents")
+        for d in docs:
+            _check_doc(d)
         # Mapped, not read: a query touches only the candidate sentences' rows, so memory does not
         # grow with the corpus (a version's files never change once written; see the top).
         vecs = np.load(folder / "sentences.npy", mmap_mode="r")
+        n_sentences = sum(len(d["sentences"]) for d in docs)
+        if vecs.dtype != np.float32 or vecs.shape != (n_sentences, DIMENSION):
+            raise ValueError(f"sentence vectors of shape {vecs.shape}, not {n_sentences} rows")
         lex = None
         if lexical:
             from assistant.indexing.lexical import LexicalIndex
 
             lex = LexicalIndex.load(folder / "lexical")
-    except (OSError, ValueError, KeyError, TypeError, EOFError):
+            lex.check(sum(len(d["chunks"]) for d in docs))
+    except (OSError, ValueError, KeyError, TypeError, EOFError, IndexError):
         raise IndexIncompatibleError(
             f"The index files in {folder} are missing or corrupt.",
             "Rebuild the index with: assistant ingest --rebuild",

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import logging
+import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -21,6 +25,9 @@ log = logging.getLogger(__name__)
 
 COLLECTION = "assistant-chunks"
 _PAGE = 5000  # ids per get/delete request
+DEFAULT_TIMEOUT = 30.0  # seconds a Chroma server may take to answer one request
+_generations = itertools.count(1)  # embedded clients opened afresh by `reopen`
+_generations_lock = threading.Lock()
 
 
 class ChromaStore:
@@ -35,6 +42,7 @@ class ChromaStore:
         tenant: str = "",
         database: str = "",
         collection: str = COLLECTION,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         import chromadb
         from chromadb.config import Settings as ChromaSettings
@@ -42,29 +50,61 @@ class ChromaStore:
         self.url = url or None
         self.where = url or str(path)
         self.name = collection
+        self.timeout = timeout
+        self._args = (path, url, token, tenant, database)
         self._collection: Any = None
         settings = ChromaSettings(anonymized_telemetry=False)
         try:
             if url:
+                _answers_within(url, token, timeout)  # chromadb's own client would wait forever
                 parsed = urlparse(url)
                 https = parsed.scheme == "https"
                 headers = {"Authorization": f"Bearer {token}", "X-Chroma-Token": token}
                 options: dict[str, Any] = {"tenant": tenant} if tenant else {}
                 if database:
                     options["database"] = database
-                self._client = chromadb.HttpClient(
+                self._client = _within(timeout, lambda: chromadb.HttpClient(
                     host=parsed.hostname or "127.0.0.1",
                     port=parsed.port or (443 if https else 8000),
                     ssl=https,
                     headers=headers if token else None,
                     settings=settings,
                     **options,
-                )
+                ))  # fmt: skip
+                _bound_requests(self._client, timeout)
             else:
                 path.mkdir(parents=True, exist_ok=True)
-                self._client = chromadb.PersistentClient(path=str(path), settings=settings)
+                # chromadb shares one client per path string in a process, and that client does
+                # not see what other processes wrote after it was opened (nor survive its files
+                # being replaced). Each store spells the folder anew for a client of its own;
+                # `reopen` makes a new one for a new index version.
+                with _generations_lock:
+                    generation = next(_generations)
+                where = _spelling(path, generation)
+                self._client = chromadb.PersistentClient(path=where, settings=settings)
+        except BackendError:
+            raise
         except Exception as exc:  # chromadb raises many types; all mean "cannot open"
             raise self.failure("connecting", exc) from None
+
+    @property
+    def embedded(self) -> bool:
+        return self.url is None
+
+    def reopen(self) -> ChromaStore:
+        """A new store over the same Chroma: embedded, a fresh client that reads what other
+        processes wrote since this one opened (a server needs none: it returns itself)."""
+        if not self.embedded:
+            return self
+        path, url, token, tenant, database = self._args
+        return ChromaStore(path, url, token=token, tenant=tenant, database=database,
+                           collection=self.name, timeout=self.timeout)
+
+    def close(self) -> None:
+        """Release the client (an embedded one closes its files once no other user has it)."""
+        self._collection = None
+        with contextlib.suppress(Exception):
+            self._client.close()
 
     def view(self, name: str) -> ChromaStore:
         """The same client, another collection (ingest and readers pick it from the manifest)."""
@@ -76,6 +116,15 @@ class ChromaStore:
     def failure(self, action: str, exc: BaseException) -> BackendError:
         """The `BackendError` for a failed call; also forgets the cached collection handle."""
         self._collection = None
+        if self.url and _timed_out(exc):
+            port = urlparse(self.url).port or 8000
+            return BackendError(
+                f"The Chroma server at {self.url} did not answer within {self.timeout:g} s "
+                f"({action}).",
+                f"Check that it is a working Chroma server (e.g. chroma run --path DIR --host "
+                f"127.0.0.1 --port {port}), or raise ASSISTANT_CHROMA_TIMEOUT if it is only slow; "
+                "the next request tries again.",
+            )
         if self.url and _unreachable(exc):
             port = urlparse(self.url).port or 8000
             return BackendError(
@@ -103,7 +152,8 @@ class ChromaStore:
         if action == "connecting":
             hint = "Check ASSISTANT_CHROMA_URL (is it a Chroma server?) and the Chroma settings."
             if not self.url:
-                hint = "Check that the index folder is writable and intact, or rebuild it."
+                hint = ("Check that the index folder is writable; if its files are damaged, "
+                        "rebuild it with: assistant ingest --rebuild")
         else:
             hint = (
                 "Check that the Chroma store is reachable and intact; if it persists, run: "
@@ -194,6 +244,87 @@ class ChromaStore:
         col = self.collection()
         for ref in ref_doc_ids:
             col.delete(where={"document_id": ref})
+
+
+def _spelling(path: Path, n: int) -> str:
+    """The folder `path` spelled in a way unique to `n`: the bits of n as "." or empty path
+    components ("chroma/./" for 2, "chroma/./." for 3), so the name grows with log n only."""
+    return str(path) + "/" + "/".join("." if bit == "1" else "" for bit in f"{n:b}")
+
+
+def _answers_within(url: str, token: str, timeout: float) -> None:
+    """Raise TimeoutError if the server accepts the connection but sends nothing back in time.
+
+    chromadb's HTTP client waits forever and already sends requests while it is constructed, so
+    one heartbeat is sent first with a deadline. Any answer, or any other failure, is left for
+    chromadb to report as usual.
+    """
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 8000)
+    host = parsed.hostname or "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    request = urllib.request.Request(f"{parsed.scheme}://{host}:{port}/api/v2/heartbeat")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+        request.add_header("X-Chroma-Token", token)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # http(s) only
+            response.read(1024)
+    except TimeoutError:
+        raise
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, TimeoutError):
+            raise exc.reason from None
+    except Exception:  # refused, reset, an HTTP error status, TLS: chromadb reports these
+        return
+
+
+def _within(timeout: float, make: Any) -> Any:
+    """`make()`, or TimeoutError if it takes longer than `timeout` seconds.
+
+    For chromadb's HttpClient constructor, whose requests have no deadline yet. A server that
+    answered the heartbeat and then hangs leaves the thread waiting until it closes the connection.
+    """
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["value"] = make()
+        except BaseException as exc:  # re-raised in the caller's thread
+            result["error"] = exc
+
+    worker = threading.Thread(target=run, name="chroma-connect", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise TimeoutError(f"no answer within {timeout:g} s")
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def _bound_requests(client: Any, timeout: float) -> None:
+    """Give every later request of chromadb's HTTP client a deadline.
+
+    chromadb (1.x) makes its httpx session with `timeout=None` and has no setting for it; the
+    session is reached through the client's server API object. If a chromadb release moves it,
+    the assistant still works, only without the deadline (a test pins that it is set).
+    """
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if session is not None and hasattr(session, "timeout"):
+        session.timeout = timeout
+    else:
+        log.warning("Cannot bound Chroma requests to %g s with this chromadb version.", timeout)
+
+
+def _timed_out(exc: BaseException) -> bool:
+    for e in _chain(exc):
+        if isinstance(e, TimeoutError) or any(
+            c.__name__ == "TimeoutException" and c.__module__.startswith("httpx")
+            for c in type(e).__mro__
+        ):
+            return True
+    return False
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

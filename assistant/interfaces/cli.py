@@ -6,9 +6,11 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from typing import Any
 
+from assistant.config import parse_log_level
 from assistant.errors import AssistantError, ConfigError
 
 EXIT_CODES = """exit codes: 0 ok, 1 error, 2 usage or bad input, 3 seeds folder problem,
@@ -81,22 +83,67 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Control characters a terminal would act on (ESC and CSI sequences, OSC titles, BEL, a bare CR
+# that overwrites the line): C0 except tab and newline, DEL, and C1.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters and lone surrogates shown as escapes (`\\x1b`), so a
+    document or a file name cannot drive the terminal; newlines and tabs are kept."""
+    text = text.replace("\r\n", "\n")
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def json_text(data: Any) -> str:
+    """Exact JSON (non-ASCII kept) in which C1 controls and lone surrogates are \\u escapes too
+    (json escapes C0 itself); parsing it gives back exactly `data`."""
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    return re.sub(r"[\x7f-\x9f\ud800-\udfff]", lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+class _PrintableFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
+    level = "INFO" if verbose else parse_log_level(os.environ.get("ASSISTANT_LOG_LEVEL"))
+    logging.basicConfig(level=level, handlers=[handler])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else
-                        os.environ.get("ASSISTANT_LOG_LEVEL", "WARNING").upper(),
-                        format="%(levelname)s %(name)s: %(message)s")
     try:
-        return _run(args)
+        _setup_logging(args.verbose)
+        code = _run(args)
+        sys.stdout.flush()  # a closed pipe shows up here, not at exit
+        return code
     except AssistantError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        print(f"error: {printable(exc.message)}", file=sys.stderr)
         if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
+            print(f"hint: {printable(exc.hint)}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `assistant ask ... | head -1`: the reader has gone; not an error
+        _discard_stdout()
+        return 141  # 128 + SIGPIPE, what the shell reports for a program the pipe ended
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a real file (a test's capture)
+        pass
 
 
 def _assistant(args: argparse.Namespace) -> Any:
@@ -109,16 +156,17 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "ingest":
         summary = _assistant(args).ingest(rebuild=args.rebuild, progress=True)
         if args.json:
-            print(json.dumps(summary.to_dict(), indent=2))
+            print(json_text(summary.to_dict()))
         else:
             print(f"added {summary.added}, updated {summary.updated}, removed {summary.removed}, "
                   f"unchanged {summary.unchanged} document(s); {summary.chunks} chunks; "
                   f"{summary.seconds:.1f} s")
             for s in summary.skipped:
                 reason = dict(summary.reasons).get(s, "not UTF-8 text or empty")
-                print(f"skipped {s}: {reason}", file=sys.stderr)
+                print(printable(f"skipped {s}: {reason}"), file=sys.stderr)
             for dup, kept in summary.duplicates:
-                print(f"duplicate {dup}: same text as {kept}, indexed once", file=sys.stderr)
+                print(printable(f"duplicate {dup}: same text as {kept}, indexed once"),
+                      file=sys.stderr)
         return 0
     if args.command == "ask":
         assistant = _assistant(args)
@@ -127,22 +175,21 @@ def _run(args: argparse.Namespace) -> int:
         else:
             answer = assistant.ask(args.question)
         if args.json:
-            print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+            print(json_text(answer.to_dict()))
         else:
-            print(answer.text)
+            print(printable(answer.text))
             if answer.notice:
-                print(f"note: {answer.notice}")
+                print(printable(f"note: {answer.notice}"))
             for sentence in answer.unsupported:
-                print(f"not supported by the documents, left out: {sentence}")
+                print(printable(f"not supported by the documents, left out: {sentence}"))
             for i, c in enumerate(answer.citations, 1):
                 title = answer.sources.get(c.source)
                 page = f" page {c.page}" if c.page is not None else ""
-                print(f"\n[{i}] {c.source}{page} [{c.start}:{c.end}]"
-                      + (f" · {title}" if title else "")
-                      + f"\n    “{c.quote}”")
+                print(printable(f"\n[{i}] {c.source}{page} [{c.start}:{c.end}]"
+                                + (f" · {title}" if title else "") + f"\n    “{c.quote}”"))
         return 0
     if args.command == "status":
-        print(json.dumps(_assistant(args).status(), indent=2))
+        print(json_text(_assistant(args).status()))
         return 0
     if args.command == "serve":
         return _serve(args)
@@ -160,6 +207,7 @@ def _stream_to_terminal(assistant: Any, question: str) -> Any:
     shown, answer = "", None
     for item in assistant.stream(question):
         if isinstance(item, str):
+            item = printable(item)
             sys.stdout.write(item)
             sys.stdout.flush()
             shown += item
