@@ -138,3 +138,18 @@ def test_documents_without_sentences_and_many_small_ones_ingest_in_shared_batche
     assert s.added == 43
     ans = a.ask("When was pump 17 serviced?")
     assert ans.citations and ans.citations[0].source == "n17.txt"
+
+
+def test_index_from_an_older_splitter_is_refused_with_the_rebuild_hint(tmp_path: Path) -> None:
+    import json
+
+    a, seeds = make(tmp_path)
+    a.ingest()
+    path = tmp_path / "index" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["splitter"] = 1  # sentences and titles found by the splitter before issue 15
+    path.write_text(json.dumps(manifest))
+    fresh = Assistant(seeds_dir=seeds, index_dir=tmp_path / "index")
+    with pytest.raises(IndexIncompatibleError, match="splitter") as err:
+        fresh.ask("Who cast the bell?")
+    assert "assistant ingest --rebuild" in str(err.value)
