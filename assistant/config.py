@@ -29,9 +29,13 @@ class Settings:
     candidate_k: int = 24
     rrf_k: int = 60
     # answering
-    abstain_threshold: float = 0.365  # calibrated: evals/calibrate.py, docs/evaluation.md
+    abstain_threshold: float = 0.09  # a probability, calibrated on dev: evals/calibrate.py
     max_question_chars: int = 2000
     max_answer_sentences: int = 2
+    # when abstaining, up to related_k passages whose relevance clears related_threshold are
+    # shown as related, not an answer (0 shows none)
+    related_k: int = 3
+    related_threshold: float = 0.5
     # LLM mode (OPENAI_API_KEY / OPENAI_BASE_URL are the openai client's own variables)
     llm_model: str = "gpt-4o-mini"
     llm_timeout: float = 30.0  # seconds per attempt
@@ -90,6 +94,16 @@ class Settings:
                      "max_question_chars", "max_answer_sentences"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1.", "Check ASSISTANT_" + name.upper())
+        if self.related_k < 0 or not 0 <= self.related_threshold <= 1:
+            raise ConfigError(
+                "related_k must be at least 0 and related_threshold between 0 and 1.",
+                "Check ASSISTANT_RELATED_K and ASSISTANT_RELATED_THRESHOLD.",
+            )
+        if not 0 <= self.abstain_threshold <= 1:
+            raise ConfigError(
+                "abstain_threshold must be between 0 and 1 (a probability).",
+                "Check ASSISTANT_ABSTAIN_THRESHOLD.",
+            )
         if not self.llm_timeout > 0 or self.llm_retries < 0 or not 0 <= self.llm_temperature <= 2:
             raise ConfigError(
                 "llm_timeout must be positive, llm_retries at least 0 and llm_temperature "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -14,28 +15,25 @@ from assistant.answering.answer_types import (
     named_thing,
     person_mentions,
 )
+from assistant.answering.answerability import (
+    Candidate,
+    Decision,
+    Weights,
+    confidence_of,
+    decide,
+    load_weights,
+)
 from assistant.answering.retrieve import Evidence, HybridRetriever
 from assistant.indexing.lexical import tokenize
 
 ABSTAIN_TEXT = "The documents do not say."
 
+_ENDS = re.compile(r"[.!?…:;][\"”’')\]]*\s*$")  # a sentence's final punctuation
 _CLAUSE_CUT = re.compile(r",\s+|;\s+|\s+—\s+|—|:\s+|\s+–\s+")
 
 
-NAME_PENALTY = 0.1
-# A name the documents never mention ("Japan", "the Tour de France"): nothing in them is about it.
-UNKNOWN_NAME_PENALTY = 0.3
-# The question places the event somewhere the sentence does not ("in Moscow" / "in Minsk").
-PLACE_PENALTY = 0.3
-TYPE_PENALTY = 0.3
-# A sentence without a number of the asked kind cannot answer "how many", "what share", "how
-# much", "how old" or "which year" (nor one without speech "what did X say"), so it drops well
-# below any threshold.
-STRICT_TYPE_PENALTY = 1.0
-# "How much did trade fall?" against "trade increased by 30 percent": the sentence answers a
-# different question.
-DIRECTION_PENALTY = 0.5
-BRIDGE_COST = 0.1  # a two-sentence (bridged) answer is a little less certain than a direct one
+# A second sentence is quoted when its own confidence is within this of the first one's.
+SECOND_MARGIN = 0.1
 BRIDGE_KINDS = {"person", "person_full", "entity", "date", "year", "time"}  # names and dates link
 BRIDGE_WINDOW = 200  # sentences either side searched for the bridged sentence
 
@@ -106,28 +104,53 @@ class Pick:
 class ExtractiveAnswerer:
     """Chooses the supporting sentence(s) and trims them where a clause clearly answers."""
 
-    def __init__(self, retriever: HybridRetriever, threshold: float, max_sentences: int = 2):
+    def __init__(
+        self,
+        retriever: HybridRetriever,
+        threshold: float,
+        max_sentences: int = 2,
+        weights: Weights | None = None,
+    ):
         self.retriever = retriever
         self.threshold = threshold
         self.max_sentences = max_sentences
+        self.weights = weights or load_weights()
+        self.bridging = True  # two-sentence answers (evals/ablate.py switches them off)
+        self.trimming = True  # clauses cut from long sentences
+        self.strict_types = True  # strict answer kinds: a sentence without one is never first
 
-    def penalty(self, ev: Evidence, asked: Asked) -> float:
-        """What the answer-type, direction, naming and novelty checks take off a sentence."""
-        cut = 0.0
-        if not has_type(ev.text, asked.kind, asked.question):
-            cut += STRICT_TYPE_PENALTY if asked.kind in STRICT_KINDS else TYPE_PENALTY
-        if goes_the_other_way(asked.direction, ev.text):
-            cut += DIRECTION_PENALTY
-        # "the name of the brewery" from a sentence without a brewery
-        if asked.thing and not asked.thing <= self.retriever.context_tokens(ev.sent):
-            cut += TYPE_PENALTY
-        if not self.retriever.sentence_tokens(ev.sent) - asked.q_tokens:
-            cut += 0.25  # the sentence says nothing the question does not
+    def signals(
+        self, ev: Evidence, asked: Asked, unknown: int, idf: dict[str, float]
+    ) -> dict[str, float]:
+        """What the similarity, answer-type, direction, naming and novelty checks read from one
+        sentence (each a number; answerability.py weighs them). `idf`: the question's words."""
+        typed = has_type(ev.text, asked.kind, asked.question)
+        context = self.retriever.context_tokens(ev.sent)
+        lacking = [w for t, w in idf.items() if t not in context]
+        strict = asked.kind in STRICT_KINDS
         missing = self.missing_names(ev, asked.names)
-        cut += NAME_PENALTY * min(len(missing), 2)
-        if missing and self._placed_elsewhere(asked, ev.text, missing):
-            cut += PLACE_PENALTY
-        return cut
+        toks = self.retriever.sentence_tokens(ev.sent)
+        return {
+            "cosine": ev.dense,
+            "coverage": ev.lexical,
+            "type_missing_strict": float(not typed and strict),
+            "type_missing": float(not typed and not strict),
+            "other_direction": float(goes_the_other_way(asked.direction, ev.text)),
+            # "the name of the brewery" from a sentence without a brewery
+            "thing_missing": float(
+                bool(asked.thing) and not asked.thing <= self.retriever.context_tokens(ev.sent)
+            ),
+            "nothing_new": float(not toks - asked.q_tokens),  # says nothing the question does not
+            "names_missing": float(min(len(missing), 2)),
+            "placed_elsewhere": float(bool(missing) and self._placed_elsewhere(asked, ev.text,
+                                                                              missing)),
+            "unknown_names": float(unknown),
+            # the question's most specific word that the sentence (and the one before) lacks:
+            # "the General Manager's salary" / "The General Manager since 2021 has been ..."
+            "focus_missing": max(lacking, default=0.0) / max(max(idf.values(), default=1.0), 1e-9),
+            "fragment": float(not _ENDS.search(ev.text)),  # a title line, a table cell
+            "chunk_rank": math.log1p(ev.chunk_rank),
+        }
 
     def unknown_names(self, question: str) -> list[str]:
         """Names in the question that no sentence of the documents mentions.
@@ -174,58 +197,87 @@ class ExtractiveAnswerer:
         prefixes = {t[:4] for t in have if len(t) >= 4}
         return [n for n in names if n not in have and not (len(n) >= 4 and n[:4] in prefixes)]
 
+    def candidates(
+        self, question: str, q_tokens: list[str], evidence: list[Evidence]
+    ) -> list[Candidate]:
+        """Every sentence (and a bridged pair, when there is one) with its signals, ranked by the
+        fitted ranking model, best first."""
+        if not evidence:
+            return []
+        asked = Asked.read(question, q_tokens)
+        unknown = min(len(self.unknown_names(question)), 2)  # lowers every sentence alike
+        idf = {t: self.retriever.lexical.idf(t) for t in asked.q_tokens}
+        out = []
+        for e in evidence:
+            sig = self.signals(e, asked, unknown, idf)
+            out.append(Candidate(e, sig, self.weights.rank.logit(sig)))
+        top = max(out, key=lambda c: c.rank)
+        bridged = self._bridged(asked, q_tokens, evidence, top.evidence) if self.bridging else None
+        if bridged is not None:
+            first, second = bridged
+            sig = {**top.signals, "type_missing": 0.0, "type_missing_strict": 0.0, "bridged": 1.0}
+            out.append(Candidate(first, sig, self.weights.rank.logit(sig), (second,)))
+        # A quote without a number cannot answer "how many" (nor one without speech "what did X
+        # say"): such sentences go after every other, whatever their score.
+        strict = self.strict_types
+        out.sort(key=lambda c: (strict and c.signals["type_missing_strict"] > 0, -c.rank))
+        return out
+
+    def decide(self, question: str, ranked: list[Candidate]) -> Decision:
+        """The answerability stage's verdict on the ranked candidates (extractive mode)."""
+        return decide(question, ranked, mode="extractive", threshold=self.threshold,
+                      weights=self.weights)
+
     def pick(
         self, question: str, q_tokens: list[str], evidence: list[Evidence]
     ) -> tuple[list[Pick], float]:
-        """The spans to cite, and the confidence of the best one (compared to the threshold).
+        """The spans to cite (none: abstain), and the answer's confidence."""
+        picks, decision, _ = self.answer(question, q_tokens, evidence)
+        return picks, decision.confidence
 
-        Sentences are ranked by `Evidence.score` and the answer's confidence is the chosen
-        sentence's `Evidence.support`, each less the same penalties (see retrieve.py).
-        """
-        if not evidence:
-            return [], 0.0
-        asked = Asked.read(question, q_tokens)
-        kind = asked.kind
-        # a name the documents never mention lowers every sentence alike
-        unknown = UNKNOWN_NAME_PENALTY * min(len(self.unknown_names(question)), 2)
-        ranked = []
-        for e in evidence:
-            cut = self.penalty(e, asked) + unknown
-            ranked.append((e.score - cut, e.support - cut, e))
-        ranked.sort(key=lambda p: -p[0])
-        best_score, best_conf, best = ranked[0]
-        bridged = self._bridged(asked, q_tokens, evidence)
-        if bridged is not None and bridged[0] - unknown > best_score:
-            _, conf, first, second = bridged
-            conf -= unknown
-            if conf < self.threshold:
-                return [], conf
-            pair = sorted([first, second], key=lambda e: (e.source, e.start))
-            return [self._trim(ev, conf, question, q_tokens, None) for ev in pair], conf
-        if best_conf < self.threshold:
-            return [], best_conf
-        chosen = [(best_conf, best)]
-        covered = set(self.retriever.sentence_tokens(best.sent))
+    def answer(
+        self, question: str, q_tokens: list[str], evidence: list[Evidence]
+    ) -> tuple[list[Pick], Decision, list[Candidate]]:
+        """The spans to cite (none when the answerability stage abstains), the decision, and the
+        ranked candidates (the closest passages to show when abstaining)."""
+        ranked = self.candidates(question, q_tokens, evidence)
+        decision = self.decide(question, ranked)
+        if not decision.answer:
+            return [], decision, ranked
+        best = ranked[0]
+        conf = decision.confidence
+        kind = Asked.read(question, q_tokens).kind
+        if best.extra:
+            pair = sorted([best.evidence, *best.extra], key=lambda e: (e.source, e.start))
+            return [self._trim(ev, conf, question, q_tokens, None) for ev in pair], decision, ranked
+        chosen = [(conf, best.evidence)]
+        covered = set(self.retriever.sentence_tokens(best.evidence.sent))
         base_cov = self.retriever.coverage(q_tokens, covered)
-        for score, conf, ev in ranked[1:]:
-            if len(chosen) >= self.max_sentences or score < best_score - 0.1:
+        for cand in ranked[1:]:
+            if len(chosen) >= self.max_sentences:
                 break
-            toks = self.retriever.sentence_tokens(ev.sent)
+            if cand.extra:
+                continue
+            own = confidence_of(cand, self.weights)
+            if own < max(self.threshold, conf - SECOND_MARGIN):
+                continue
+            toks = self.retriever.sentence_tokens(cand.evidence.sent)
             gain = self.retriever.coverage(q_tokens, covered | toks) - base_cov
-            if gain >= 0.15 and conf >= self.threshold:
-                chosen.append((conf, ev))
+            if gain >= 0.15:
+                chosen.append((own, cand.evidence))
                 covered |= toks
                 base_cov += gain
         chosen.sort(key=lambda p: (p[1].source, p[1].start))
-        return [self._trim(ev, conf, question, q_tokens, kind) for conf, ev in chosen], best_conf
+        picks = [self._trim(ev, c, question, q_tokens, kind) for c, ev in chosen]
+        return picks, decision, ranked
 
     def _bridged(
-        self, asked: Asked, q_tokens: list[str], evidence: list[Evidence]
-    ) -> tuple[float, float, Evidence, Evidence] | None:
+        self, asked: Asked, q_tokens: list[str], evidence: list[Evidence], top: Evidence
+    ) -> tuple[Evidence, Evidence] | None:
         """Two-sentence answers: the sentence that matches the question best names someone or
         something, and another sentence about that name holds the asked-for kind of answer.
 
-        Returns the pair's ranking score and confidence, and the two sentences.
+        Returns the two sentences (`top` is the best-ranked sentence).
 
         "What is the full name of the president Li met on Thursday?" — "On Thursday, Gen. Li sat
         down with Mr. Lukashenko" + "Belarusian President Aleksandr Lukashenko said…".
@@ -233,7 +285,6 @@ class ExtractiveAnswerer:
         question, kind = asked.question, asked.kind
         if kind not in BRIDGE_KINDS:
             return None
-        top = max(evidence, key=lambda e: e.score)
         if has_type(top.text, kind, question):
             return None
         person = kind in ("person", "person_full")
@@ -279,8 +330,7 @@ class ExtractiveAnswerer:
             0.0,
             top.chunk_rank,
         )
-        cut = NAME_PENALTY * min(len(self.missing_names(top, asked.names)), 2) + BRIDGE_COST
-        return top.score - cut, top.support - cut, top, second
+        return top, second
 
     @staticmethod
     def _names_link(text: str, links: set[str], question: str, kind: str) -> bool:
@@ -302,7 +352,7 @@ class ExtractiveAnswerer:
         long sentences: a clause that may carry the answer is never cut.
         """
         full = Pick(ev, ev.start, ev.end, ev.text, score)
-        if kind is None or len(ev.text) <= 200:
+        if kind is None or len(ev.text) <= 200 or not self.trimming:
             return full
         qset = set(q_tokens)
         cuts = [0] + [m.end() for m in _CLAUSE_CUT.finditer(ev.text)] + [len(ev.text)]
