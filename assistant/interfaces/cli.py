@@ -130,6 +130,12 @@ def _run(args: argparse.Namespace) -> int:
                 title = answer.sources.get(c.source)
                 print(f"\n[{i}] {c.source} [{c.start}:{c.end}]" + (f" · {title}" if title else "")
                       + f"\n    “{c.quote}”")
+            if answer.related:
+                print("\nRelated passages (not an answer):")
+            for c in answer.related:
+                title = answer.sources.get(c.source)
+                print(f"- {c.source} [{c.start}:{c.end}]" + (f" · {title}" if title else "")
+                      + f"\n    “{c.quote}”")
         return 0
     if args.command == "status":
         print(json.dumps(_assistant(args).status(), indent=2))

@@ -42,6 +42,9 @@ CSS = """
   padding: .1em .45em; margin-right: .4em; }
 #chat .answer-meta { font-size: .8em; color: var(--body-text-color-subdued); margin-top: .4em; }
 #chat .answer-notice { color: #b45309; }
+#chat .related { font-size: .88em; margin-top: .4em; }
+#chat .related-label { font-weight: 600; color: var(--body-text-color-subdued); }
+#chat .related-source { font-family: monospace; font-size: .9em; }
 #chat .answer-error { color: #b91c1c; }
 #chat .answer-error .hint { color: var(--body-text-color-subdued); font-size: .9em; }
 #chat .answer.pending .cursor { animation: blink 1s steps(2) infinite; }
