@@ -251,3 +251,14 @@ def test_chat_completions_turns_requests_away_when_the_queue_is_full(serve: Serv
 def test_models_lists_the_assistant(serve: Serve) -> None:
     models = _client(serve(FakeAssistant())).models.list()
     assert [m.id for m in models.data] == ["assistant"]
+
+
+def test_an_abstention_carries_its_related_passages_next_to_the_citations(serve: Serve) -> None:
+    refusal = Answer("The documents do not say.", True, "extractive", [], question="q",
+                     related=[CITATION])
+    resp = _client(serve(FakeAssistant(refusal))).chat.completions.create(
+        model="assistant", messages=[{"role": "user", "content": "Who painted it?"}]
+    )
+    extra = resp.model_extra or {}
+    assert extra["abstained"] is True and extra["citations"] == []
+    assert extra["related"] == [CITATION.to_dict()]

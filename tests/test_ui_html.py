@@ -156,3 +156,15 @@ def test_example_questions_ask_about_recurring_names() -> None:
     questions = ui_html.example_questions(texts, k=2)
     assert questions[0] == "What do the documents say about Riverside Library?"
     assert all(q.startswith("What do the documents say about ") for q in questions)
+
+
+def test_an_abstention_shows_its_related_passages_labelled_not_an_answer() -> None:
+    related = [{"source": "a.txt", "start": 4, "end": 20, "quote": "Ann <Lee> built it."}]
+    html = ui_html.answer_html(
+        {"answer": "The documents do not say.", "abstained": True, "mode": "extractive",
+         "citations": [], "related": related}, turn=1)
+    assert "Related passages (not an answer):" in html and "a.txt [4:20]" in html
+    assert "Ann &lt;Lee&gt; built it." in html and "cite-marker" not in html
+    plain = ui_html.answer_html(
+        {"answer": "The documents do not say.", "abstained": True, "mode": "extractive"}, turn=1)
+    assert "Related passages" not in plain
