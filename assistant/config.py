@@ -29,7 +29,7 @@ class Settings:
     candidate_k: int = 24
     rrf_k: int = 60
     # answering
-    abstain_threshold: float = 0.09  # a probability, calibrated on dev: evals/calibrate.py
+    abstain_threshold: float = 0.07  # a probability, calibrated on dev: evals/calibrate.py
     max_question_chars: int = 2000
     max_answer_sentences: int = 2
     # when abstaining, up to related_k passages whose relevance clears related_threshold are

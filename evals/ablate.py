@@ -21,18 +21,13 @@ from assistant.answering.answerability import load_weights
 from assistant.evaluation.harness import aggregate, load_cases, risk_coverage, run_case
 
 ROOT = Path(__file__).resolve().parent.parent
-SIGNALS = [
-    "cosine", "coverage", "type_missing_strict", "type_missing", "other_direction",
-    "thing_missing", "nothing_new", "names_missing", "placed_elsewhere", "unknown_names",
-    "fragment", "chunk_rank", "margin",
-]  # fmt: skip
-MECHANISMS = ["bridging", "second_sentence", "trimming", "strict_types"]
+SIGNALS = ["cosine", "type_missing_strict", "type_missing", "focus_missing", "margin"]
+MECHANISMS = ["bridging", "second_sentence", "strict_types"]
 
 
 def switch(answerer, full, off: str | None) -> None:  # type: ignore[no-untyped-def]
     answerer.weights = full.without({off}) if off in SIGNALS else full
     answerer.bridging = off != "bridging"
-    answerer.trimming = off != "trimming"
     answerer.strict_types = off != "strict_types"
     answerer.max_sentences = 1 if off == "second_sentence" else answerer.default_sentences
 

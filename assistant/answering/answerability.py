@@ -21,8 +21,8 @@ WEIGHTS_FILE = Path(__file__).with_name("weights.json")
 MODES = ("extractive", "llm")
 # The signals LLM mode reads: whether the retrieved passages bear on the question at all. The
 # model composes and computes, so a sentence without a number of the asked kind is no reason
-# to withhold the passages from it.
-RELEVANCE_SIGNALS = ("cosine", "coverage", "names_missing", "unknown_names")
+# to withhold the passages from it. Related passages are chosen by the same model.
+RELEVANCE_SIGNALS = ("cosine", "focus_missing")
 
 
 @dataclass(frozen=True)
