@@ -167,7 +167,7 @@ class Assistant:
                  "index_version": engine.manifest["version"]}
         if decision is not None:
             trace["answerability"] = decision.to_trace()
-            # what would be quoted at any threshold (the eval's risk-coverage curve reads it)
+        if ranked:  # what would be quoted at any threshold (the eval's risk-coverage curve)
             trace["candidate"] = " ".join(e.text for e in (ranked[0].evidence, *ranked[0].extra))
         if not verified:
             if citations:
