@@ -35,7 +35,7 @@ class Settings:
     # when abstaining, up to related_k passages whose relevance clears related_threshold are
     # shown as related, not an answer (0 shows none)
     related_k: int = 3
-    related_threshold: float = 0.5
+    related_threshold: float = 0.1
     # LLM mode (OPENAI_API_KEY / OPENAI_BASE_URL are the openai client's own variables)
     llm_model: str = "gpt-4o-mini"
     llm_timeout: float = 30.0  # seconds per attempt

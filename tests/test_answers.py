@@ -57,6 +57,7 @@ def test_ask_abstains_when_documents_do_not_say(seed_assistant: Assistant) -> No
         ans = seed_assistant.ask(q)
         assert ans.abstained and ans.citations == []
         assert "do not say" in ans.text
+        assert ans.related == []  # nothing in the article bears on it: no related passages
 
 
 def test_answer_text_is_built_only_from_source_text(seed_assistant: Assistant) -> None:
