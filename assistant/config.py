@@ -30,9 +30,13 @@ class Settings:
     candidate_k: int = 24
     rrf_k: int = 60
     # answering
-    abstain_threshold: float = 0.365  # calibrated: evals/calibrate.py, docs/evaluation.md
+    abstain_threshold: float = 0.07  # a probability, calibrated on dev: evals/calibrate.py
     max_question_chars: int = 2000
     max_answer_sentences: int = 2
+    # when abstaining, up to related_k passages whose relevance clears related_threshold are
+    # shown as related, not an answer (0 shows none)
+    related_k: int = 3
+    related_threshold: float = 0.1
     # LLM mode (OPENAI_API_KEY / OPENAI_BASE_URL are the openai client's own variables)
     llm_model: str = "gpt-4o-mini"
     llm_timeout: float = 30.0  # seconds per attempt
@@ -173,8 +177,8 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "top_k": (1, 1000, False),
     "candidate_k": (1, 1000, False),
     "rrf_k": (1, 100_000, False),
-    # calibration runs use a very low threshold to see every answer (evals/calibrate.py)
-    "abstain_threshold": (-10.0, 1.0, False),
+    # calibration runs use 0 to see every answer (evals/calibrate.py)
+    "abstain_threshold": (0.0, 1.0, False),  # a probability (answering/answerability.py)
     "max_question_chars": (1, 1_000_000, False),
     "max_answer_sentences": (1, 20, False),
     "llm_timeout": (0.0, 3600.0, True),
@@ -189,6 +193,8 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "max_request_bytes": (1, 1 << 40, False),
     "max_history_messages": (1, 1_000_000, False),
     "max_history_chars": (1, 1 << 40, False),
+    "related_k": (0, 100, False),
+    "related_threshold": (0.0, 1.0, False),
 }
 
 

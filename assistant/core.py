@@ -186,7 +186,7 @@ class Assistant:
         from assistant.answering.answer_types import asks_to_override
 
         instruction = asks_to_override(question)
-        picks, confidence = ([], 0.0) if instruction else engine.answerer.pick(
+        picks, decision, ranked = ([], None, []) if instruction else engine.answerer.answer(
             question, retrieval.question_tokens, retrieval.evidence)
         citations = [Citation(p.evidence.source, p.start, p.end, p.text) for p in picks]
         verified = with_pages(verify(citations, self._reader), self._reader)
@@ -194,12 +194,17 @@ class Assistant:
         timings = {"load": (t1 - t0) * 1000, "retrieve": (t2 - t1) * 1000,
                    **{f"retrieve.{k}": v for k, v in retrieval.timings_ms.items()},
                    "answer": (t3 - t2) * 1000}
+        confidence = decision.confidence if decision else 0.0
         trace = {"confidence": round(confidence, 4), "threshold": engine.answerer.threshold,
                  "search_text": search_text,
                  "chunk_spans": [engine.chunk_span(p) for p, _ in retrieval.chunks],
-                 "evidence": [(e.source, e.start, e.end, round(e.score, 4))
-                              for e in retrieval.evidence[:5]],
+                 "evidence": [(c.evidence.source, c.evidence.start, c.evidence.end,
+                               round(c.rank, 4)) for c in ranked[:5]],
                  "index_version": engine.manifest["version"]}
+        if decision is not None:
+            trace["answerability"] = decision.to_trace()
+        if ranked:  # what would be quoted at any threshold (the eval's risk-coverage curve)
+            trace["candidate"] = " ".join(e.text for e in (ranked[0].evidence, *ranked[0].extra))
         if not verified:
             if citations:
                 log.warning("Every citation failed verification; the index may be stale.")
@@ -210,12 +215,34 @@ class Assistant:
                           "from the documents.")
             elif citations:
                 notice = "The index is out of date with the documents; run `assistant ingest`."
+            related = [] if instruction else self._related(ranked)
             return Answer(_abstain_text(), True, "extractive", [], timings, question,
-                          notice=notice, trace=trace)
+                          notice=notice, trace=trace, related=related,
+                          sources=engine.titles(related))
         text = " ".join(f"{c.quote} [{i}]" for i, c in enumerate(verified, 1))
         timings["total"] = (time.perf_counter() - t0) * 1000
         return Answer(text, False, "extractive", verified, timings, question, trace=trace,
                       sources=engine.titles(verified))
+
+    def _related(self, ranked: list[Any]) -> list[Citation]:
+        """The closest passages to an abstained question, verified: related, not an answer.
+
+        Only candidates whose relevance (the LLM mode's gate: do the passages bear on the
+        question at all) clears `related_threshold`; at most `related_k`, one per sentence.
+        """
+        from assistant.answering.answerability import relevance_of
+
+        k, floor = self.settings.related_k, self.settings.related_threshold
+        out, seen = [], set()
+        for c in ranked:
+            if len(out) >= k:
+                break
+            e = c.evidence
+            if (e.source, e.start) in seen or relevance_of(c) < floor:
+                continue
+            seen.add((e.source, e.start))
+            out.append(Citation(e.source, e.start, e.end, e.text))
+        return verify(out, self._reader)
 
     def status(self) -> dict[str, Any]:
         """What is indexed: documents, chunks, model, build time."""

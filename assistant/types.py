@@ -41,6 +41,8 @@ class Answer:
     usage: dict[str, int] | None = None
     trace: dict[str, Any] = field(default_factory=dict, repr=False)
     sources: dict[str, str] = field(default_factory=dict)  # cited source -> its title
+    # When abstaining: the closest passages retrieved, verified, shown as related, not an answer.
+    related: list[Citation] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; the same shape as `assistant ask --json`."""
@@ -59,6 +61,8 @@ class Answer:
             out["usage"] = dict(self.usage)
         if self.sources:
             out["sources"] = dict(self.sources)
+        if self.related:
+            out["related"] = [c.to_dict() for c in self.related]
         return out
 
 

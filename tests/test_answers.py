@@ -57,6 +57,7 @@ def test_ask_abstains_when_documents_do_not_say(seed_assistant: Assistant) -> No
         ans = seed_assistant.ask(q)
         assert ans.abstained and ans.citations == []
         assert "do not say" in ans.text
+        assert ans.related == []  # nothing in the article bears on it: no related passages
 
 
 def test_answer_text_is_built_only_from_source_text(seed_assistant: Assistant) -> None:
@@ -191,12 +192,34 @@ def test_questions_the_documents_only_seem_to_answer_are_refused(tmp_path) -> No
         ans = a.ask(question)
         assert not ans.abstained and expected in ans.text, question
     refused = [
-        "By how much did fish landings at Kelby fall last year?",  # the other direction
         "What did Mayor Birch say to the harbour board?",  # no speech in the sentence
-        "When did Mayor Ada Birch open the harbour wall in Portree?",  # placed elsewhere
-        "What did the harbour board say about Norway?",  # a name the documents never mention
-        "What is the name of the boatyard's owner?",  # no name in the documents
+        "What did the harbour board say about Norway?",  # its most specific word is not there
     ]
     for question in refused:
         ans = a.ask(question)
         assert ans.abstained and ans.citations == [], (question, ans.text)
+
+
+# Issue 15 deleted the hand rules for these (the opposite direction, the same preposition before
+# another place, "the name of" with no name): switched off, none changed a test-split figure
+# (docs/evaluation.md, "Signals switched off"). They are known gaps; strict, so that a general
+# mechanism that closes one shows up here.
+@pytest.mark.xfail(strict=True, reason="plausible-but-absent: no signal covers it since issue 15")
+@pytest.mark.parametrize(
+    "question",
+    [
+        "By how much did fish landings at Kelby fall last year?",
+        "When did Mayor Ada Birch open the harbour wall in Portree?",
+        "What is the name of the boatyard's owner?",
+    ],
+)
+def test_known_gaps_questions_that_only_seem_answered(tmp_path, question: str) -> None:  # type: ignore[no-untyped-def]
+    a = assistant_on(
+        tmp_path,
+        "harbour.txt",
+        "Mayor Ada Birch opened the new harbour wall in Kelby on 3 May.\n\n"
+        "Fish landings at Kelby increased by 12 percent last year, the harbour board said.\n\n"
+        "The harbour board was welcomed by Mayor Birch at the town hall.\n\n"
+        "Local businesses include a boatyard, a smokehouse and two chandlers.\n",
+    )
+    assert a.ask(question).abstained

@@ -21,6 +21,9 @@ def test_argument_beats_environment_beats_default(monkeypatch: pytest.MonkeyPatc
         ("ASSISTANT_MODE", "magic"),
         ("ASSISTANT_TOP_K", "0"),
         ("ASSISTANT_ABSTAIN_THRESHOLD", "high"),
+        ("ASSISTANT_ABSTAIN_THRESHOLD", "1.5"),  # a probability
+        ("ASSISTANT_RELATED_K", "-1"),
+        ("ASSISTANT_RELATED_THRESHOLD", "2"),
     ],
 )
 def test_invalid_values_raise_config_error(

@@ -18,10 +18,18 @@ from assistant.evaluation.harness import (
     load_cases,
     load_sets,
     normalize,
+    pooled,
+    risk_coverage,
     run_cli,
+    split_figures,
     token_f1,
 )
-from assistant.evaluation.report import markdown_report, write_plot
+from assistant.evaluation.report import (
+    markdown_report,
+    risk_coverage_path,
+    write_plot,
+    write_risk_coverage_plot,
+)
 from assistant.indexing.lexical import tokenize
 from assistant.interfaces.cli import build_parser
 
@@ -389,3 +397,70 @@ def test_evidence_is_found_across_the_line_breaks_of_pdf_text() -> None:
     assert text[start:end] == "Q1 2025\n99.96% 118"
     assert find_evidence(text, "Q2 2025 99.94%") == (text.index("Q2"), text.index("% 97") + 1)
     assert find_evidence(text, "Q3 2025 99.97%") is None
+
+
+def _split_report(results: list[dict], name: str = "s") -> dict:
+    return {**_report(results, name), **split_figures(results)}
+
+
+def test_each_split_is_aggregated_and_gated_and_the_baseline_records_both() -> None:
+    dev = [{**_result(f"d{i}", True, True), "split": "dev"} for i in range(10)]
+    test = [{**_result(f"t{i}", True, True), "split": "test"} for i in range(10)]
+    rep = _split_report(dev + test)
+    assert set(rep["splits"]) == {"dev", "test"} and rep["splits"]["test"]["cases"] == 10
+    base = baseline_of([rep])
+    assert set(base["sets"]["s"]["splits"]) == {"dev", "test"}
+    assert set(base["sets"]["s"]["aurc"]) == {"all", "dev", "test"}
+    # three test cases lost: the whole set falls by 0.15, the test split by 0.3
+    worse = dev + [{**_result(f"t{i}", i > 2, i > 2), "split": "test"} for i in range(10)]
+    problems = compare([_split_report(worse)], base)
+    assert any(p.startswith("s (test): answer_correctness fell from 1 to 0.7") for p in problems)
+    assert not any(p.startswith("s (dev):") for p in problems)
+    both = pooled([_split_report(dev + test, "a"), _split_report(worse, "b")])
+    assert both["splits"]["test"]["cases"] == 20 and both["set"] == "pooled"
+
+
+def test_risk_coverage_takes_the_most_confident_first_and_its_area_is_the_mean_risk() -> None:
+    def case(conf: float, right: bool) -> dict:
+        return {"confidence": conf, "candidate_correct": right}
+
+    rc = risk_coverage([case(0.9, True), case(0.2, False), case(0.5, True), case(0.7, False)])
+    assert rc["curve"] == [(0.25, 0.0), (0.5, 0.5), (0.75, 0.3333), (1.0, 0.5)]
+    assert rc["aurc"] == round((0 + 0.5 + 0.3333 + 0.5) / 4, 4)
+    # a perfect ordering (every right answer more confident than every wrong one) scores lower
+    ordered = risk_coverage([case(0.9, True), case(0.7, True), case(0.5, False), case(0.2, False)])
+    assert ordered["aurc"] < rc["aurc"]
+
+
+def test_a_case_with_a_split_other_than_dev_or_test_is_rejected(tmp_path: Path) -> None:
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "d.txt").write_text("Leeds is a city.\n", encoding="utf-8")
+    case = {"id": "x1", "question": "q?", "answerable": True, "acceptable_answers": ["Leeds"],
+            "evidence": ["Leeds is a city."], "tags": ["factoid"], "must_pass": False}
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps(case) + "\n", encoding="utf-8")
+    assert load_cases(good, tmp_path / "corpus")[0]["split"] == "dev"  # no split: dev
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({**case, "split": "train"}) + "\n", encoding="utf-8")
+    with pytest.raises(BadInputError, match="neither dev nor test"):
+        load_cases(bad, tmp_path / "corpus")
+
+
+def test_an_evidence_quote_matches_across_line_breaks_of_a_table_row(tmp_path: Path) -> None:
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "d.txt").write_text("Q1 2025\n99.9%\n118\n", encoding="utf-8")
+    case = {"id": "x1", "question": "q?", "answerable": True, "acceptable_answers": ["118"],
+            "evidence": ["Q1 2025 99.9% 118"], "tags": ["factoid"], "must_pass": False}
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps(case) + "\n", encoding="utf-8")
+    assert load_cases(path, tmp_path / "corpus")[0]["gold_spans"] == [("d.txt", 0, 17)]
+
+
+def test_risk_coverage_plot_is_a_png_next_to_the_plot(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    rows = [{**_result(f"c{i}", True, i % 2 == 0), "split": "test", "confidence": i / 10,
+             "candidate_correct": i % 2 == 0} for i in range(6)]
+    path = risk_coverage_path(tmp_path / "eval.png")
+    assert path.name == "eval-risk-coverage.png"
+    write_risk_coverage_plot([_split_report(rows)], path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

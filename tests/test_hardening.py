@@ -165,7 +165,7 @@ def test_numeric_settings_must_be_finite_and_in_range(
 
 
 def test_calibration_threshold_and_defaults_stay_valid() -> None:
-    assert Settings.load(abstain_threshold=-9.0).abstain_threshold == -9.0  # evals/calibrate.py
+    assert Settings.load(abstain_threshold=0.0).abstain_threshold == 0.0  # evals/calibrate.py
     Settings().validate()
 
 

@@ -418,3 +418,14 @@ def test_host_allow_list_takes_loopback_and_the_listed_names(header: str, allowe
     assert host_allowed(host_name(header), ("assistant.example.org",)) is allowed
     name = host_name(header)
     assert host_allowed(name, ("*",)) is bool(name)  # "*": any host, but never a malformed one
+
+
+def test_an_abstention_carries_its_related_passages_next_to_the_citations(serve: Serve) -> None:
+    refusal = Answer("The documents do not say.", True, "extractive", [], question="q",
+                     related=[CITATION])
+    resp = _client(serve(FakeAssistant(refusal))).chat.completions.create(
+        model="assistant", messages=[{"role": "user", "content": "Who painted it?"}]
+    )
+    extra = resp.model_extra or {}
+    assert extra["abstained"] is True and extra["citations"] == []
+    assert extra["related"] == [CITATION.to_dict()]

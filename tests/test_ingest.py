@@ -149,3 +149,18 @@ def test_ingest_progress_is_a_tqdm_bar_with_rate_on_request(
     assert "Embedding" in err and "/2 [" in err and "doc/s" in err  # count, rate and ETA
     a.ingest(progress=True, rebuild=True)  # not a terminal: no bar
     assert "Embedding" not in capsys.readouterr().err
+
+
+def test_index_from_an_older_splitter_is_refused_with_the_rebuild_hint(tmp_path: Path) -> None:
+    import json
+
+    a, seeds = make(tmp_path)
+    a.ingest()
+    path = tmp_path / "index" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["splitter"] = 1  # sentences and titles found by the splitter before issue 15
+    path.write_text(json.dumps(manifest))
+    fresh = Assistant(seeds_dir=seeds, index_dir=tmp_path / "index")
+    with pytest.raises(IndexIncompatibleError, match="splitter") as err:
+        fresh.ask("Who cast the bell?")
+    assert "assistant ingest --rebuild" in str(err.value)

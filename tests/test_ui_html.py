@@ -182,3 +182,15 @@ def test_pdf_pane_shows_the_rendered_page_only_for_verified_spans() -> None:
     plain = ui_html.sources_html(_answer(_cite(DOC, "Gamma ends it.")), 0, lambda s: DOC,
                                  lambda s, items: [])  # fmt: skip
     assert "page-image" not in plain and "<mark" in plain
+
+
+def test_an_abstention_shows_its_related_passages_labelled_not_an_answer() -> None:
+    related = [{"source": "a.txt", "start": 4, "end": 20, "quote": "Ann <Lee> built it."}]
+    html = ui_html.answer_html(
+        {"answer": "The documents do not say.", "abstained": True, "mode": "extractive",
+         "citations": [], "related": related}, turn=1)
+    assert "Related passages (not an answer):" in html and "a.txt [4:20]" in html
+    assert "Ann &lt;Lee&gt; built it." in html and "cite-marker" not in html
+    plain = ui_html.answer_html(
+        {"answer": "The documents do not say.", "abstained": True, "mode": "extractive"}, turn=1)
+    assert "Related passages" not in plain

@@ -1,4 +1,4 @@
-"""Offline extractive answers: chosen source sentences (or clauses of them), never new text."""
+"""Offline extractive answers: chosen source sentences, never new text."""
 
 from __future__ import annotations
 
@@ -7,41 +7,27 @@ from dataclasses import dataclass
 
 from assistant.answering.answer_types import (
     STRICT_KINDS,
-    asked_direction,
     expected_type,
-    goes_the_other_way,
     has_type,
-    named_thing,
     person_mentions,
+)
+from assistant.answering.answerability import (
+    Candidate,
+    Decision,
+    Weights,
+    confidence_of,
+    decide,
+    load_weights,
 )
 from assistant.answering.retrieve import Evidence, HybridRetriever
 from assistant.indexing.lexical import tokenize
 
 ABSTAIN_TEXT = "The documents do not say."
 
-_CLAUSE_CUT = re.compile(r",\s+|;\s+|\s+—\s+|—|:\s+|\s+–\s+")
-
-
-NAME_PENALTY = 0.1
-# A name the documents never mention ("Japan", "the Tour de France"): nothing in them is about it.
-UNKNOWN_NAME_PENALTY = 0.3
-# The question places the event somewhere the sentence does not ("in Moscow" / "in Minsk").
-PLACE_PENALTY = 0.3
-TYPE_PENALTY = 0.3
-# A sentence without a number of the asked kind cannot answer "how many", "what share", "how
-# much", "how old" or "which year" (nor one without speech "what did X say"), so it drops well
-# below any threshold.
-STRICT_TYPE_PENALTY = 1.0
-# "How much did trade fall?" against "trade increased by 30 percent": the sentence answers a
-# different question.
-DIRECTION_PENALTY = 0.5
-BRIDGE_COST = 0.1  # a two-sentence (bridged) answer is a little less certain than a direct one
+# A second sentence is quoted when its own confidence is within this of the first one's.
+SECOND_MARGIN = 0.1
 BRIDGE_KINDS = {"person", "person_full", "entity", "date", "year", "time"}  # names and dates link
 BRIDGE_WINDOW = 200  # sentences either side searched for the bridged sentence
-
-
-# "arrive in Moscow" against "arriving in Minsk": the same preposition before another name.
-_PLACED = re.compile(r"\b(?i:in|at|to|from|into|near|inside|outside)\s+([A-Z][\w’'\-]+)")
 
 
 def question_name_words(question: str) -> list[str]:
@@ -66,35 +52,15 @@ class Asked:
     question: str
     q_tokens: frozenset[str]  # its content tokens, without the answer frame
     kind: str | None  # the kind of answer (answer_types.expected_type)
-    names: list[str]  # question_names
-    thing: frozenset[str] | None  # what "the name of the X" asks to name (not for people)
-    direction: frozenset[str] | None  # the rise or fall words it asks about
-    places: list[tuple[str, frozenset[str]]]  # "in Moscow": ("in", {"moscow"})
 
     @classmethod
     def read(cls, question: str, q_tokens: list[str]) -> Asked:
-        kind = expected_type(question)
-        # Not for people: a role is often paraphrased ("his counterpart" / "Defense Minister
-        # Viktor Khrenin"), and the person check already asks for a name.
-        thing = named_thing(question) if kind not in ("person", "person_full") else None
-        places = [
-            (m.group().split(None, 1)[0].lower(), frozenset(tokenize(m.group(1))))
-            for m in _PLACED.finditer(question)
-        ]
-        return cls(
-            question,
-            frozenset(q_tokens),
-            kind,
-            question_names(question),
-            frozenset(tokenize(thing)) if thing else None,
-            asked_direction(question),
-            places,
-        )
+        return cls(question, frozenset(q_tokens), expected_type(question))
 
 
 @dataclass
 class Pick:
-    """A chosen span of a sentence, and the confidence it was chosen with."""
+    """A chosen sentence, and the confidence it was chosen with."""
 
     evidence: Evidence
     start: int
@@ -104,128 +70,120 @@ class Pick:
 
 
 class ExtractiveAnswerer:
-    """Chooses the supporting sentence(s) and trims them where a clause clearly answers."""
+    """Ranks the candidate sentences, asks the answerability stage, quotes the chosen ones.
 
-    def __init__(self, retriever: HybridRetriever, threshold: float, max_sentences: int = 2):
+    The signals kept are those that earned their place on the eval sets' test splits, measured
+    switched off (docs/evaluation.md, "Signals switched off"); the others were deleted.
+    """
+
+    def __init__(
+        self,
+        retriever: HybridRetriever,
+        threshold: float,
+        max_sentences: int = 2,
+        weights: Weights | None = None,
+    ):
         self.retriever = retriever
         self.threshold = threshold
         self.max_sentences = max_sentences
+        self.weights = weights or load_weights()
+        self.bridging = True  # two-sentence answers (evals/ablate.py switches them off)
+        self.strict_types = True  # strict answer kinds: a sentence without one is never first
 
-    def penalty(self, ev: Evidence, asked: Asked) -> float:
-        """What the answer-type, direction, naming and novelty checks take off a sentence."""
-        cut = 0.0
-        if not has_type(ev.text, asked.kind, asked.question):
-            cut += STRICT_TYPE_PENALTY if asked.kind in STRICT_KINDS else TYPE_PENALTY
-        if goes_the_other_way(asked.direction, ev.text):
-            cut += DIRECTION_PENALTY
-        # "the name of the brewery" from a sentence without a brewery
-        if asked.thing and not asked.thing <= self.retriever.context_tokens(ev.sent):
-            cut += TYPE_PENALTY
-        if not self.retriever.sentence_tokens(ev.sent) - asked.q_tokens:
-            cut += 0.25  # the sentence says nothing the question does not
-        missing = self.missing_names(ev, asked.names)
-        cut += NAME_PENALTY * min(len(missing), 2)
-        if missing and self._placed_elsewhere(asked, ev.text, missing):
-            cut += PLACE_PENALTY
-        return cut
+    def signals(self, ev: Evidence, asked: Asked, idf: dict[str, float]) -> dict[str, float]:
+        """What the similarity and answer-type checks read from one sentence (each a number;
+        answerability.py weighs them). `idf`: the question's words and their IDF."""
+        typed = has_type(ev.text, asked.kind, asked.question)
+        strict = asked.kind in STRICT_KINDS
+        context = self.retriever.context_tokens(ev.sent)
+        lacking = [w for t, w in idf.items() if t not in context]
+        return {
+            "cosine": ev.dense,
+            "type_missing_strict": float(not typed and strict),
+            "type_missing": float(not typed and not strict),
+            # the question's most specific word that the sentence (and the one before) lacks:
+            # "the General Manager's salary" / "The General Manager since 2021 has been ..."
+            "focus_missing": max(lacking, default=0.0) / max(max(idf.values(), default=1.0), 1e-9),
+        }
 
-    def unknown_names(self, question: str) -> list[str]:
-        """Names in the question that no sentence of the documents mentions.
-
-        An acronym counts as mentioned when its dotted form is ("US" / "U.S.").
-        """
-        lexical = self.retriever.lexical
-        names = question_name_words(question)
-        if len(names) * 2 > len(question.split()):
-            return []  # a Question Written In Title Case: its capitals do not mark names
-        out = []
-        for word in names:
-            toks = [t for t in tokenize(word) if len(t) > 1]
-            if word.isupper() and 1 < len(word) <= 5 and lexical.mentions(word[0].lower()):
-                continue
-            out.extend(t for t in toks if not lexical.mentions(t))
-        return list(dict.fromkeys(out))
-
-    @staticmethod
-    def _placed_elsewhere(asked: Asked, text: str, missing: list[str]) -> bool:
-        """The question puts its event "in/at/to/from X", X is missing from the sentence, and
-        the sentence uses the same preposition before a name the question does not have."""
-        preps = {prep for prep, name in asked.places if name & set(missing)}
-        if not preps:
-            return False
-        question_tokens = set(tokenize(asked.question))
-        for n in _PLACED.finditer(text):
-            if n.group().split(None, 1)[0].lower() in preps and not (
-                set(tokenize(n.group(1))) <= question_tokens
-            ):
-                return True
-        return False
-
-    def missing_names(self, ev: Evidence, names: list[str]) -> list[str]:
-        """The question's `names` (question_names) that neither the sentence nor the one before
-        it mentions.
-
-        "When will Li visit Washington?" is not answered by a sentence about Li in Minsk.
-        """
-        if not names:
+    def candidates(
+        self, question: str, q_tokens: list[str], evidence: list[Evidence]
+    ) -> list[Candidate]:
+        """Every sentence (and a bridged pair, when there is one) with its signals, ranked by the
+        fitted ranking model, best first."""
+        if not evidence:
             return []
-        have = self.retriever.context_tokens(ev.sent)
-        # Demonyms and inflections share a prefix: Russia/Russian, China/Chinese, Belarus/-ian.
-        prefixes = {t[:4] for t in have if len(t) >= 4}
-        return [n for n in names if n not in have and not (len(n) >= 4 and n[:4] in prefixes)]
+        asked = Asked.read(question, q_tokens)
+        idf = {t: self.retriever.lexical.idf(t) for t in asked.q_tokens}
+        out = []
+        for e in evidence:
+            sig = self.signals(e, asked, idf)
+            out.append(Candidate(e, sig, self.weights.rank.logit(sig)))
+        top = max(out, key=lambda c: c.rank)
+        bridged = self._bridged(asked, q_tokens, evidence, top.evidence) if self.bridging else None
+        if bridged is not None:
+            first, second = bridged
+            sig = {**top.signals, "type_missing": 0.0, "type_missing_strict": 0.0, "bridged": 1.0}
+            out.append(Candidate(first, sig, self.weights.rank.logit(sig), (second,)))
+        # A quote without a number cannot answer "how many" (nor one without speech "what did X
+        # say"): such sentences go after every other, whatever their score.
+        strict = self.strict_types
+        out.sort(key=lambda c: (strict and c.signals["type_missing_strict"] > 0, -c.rank))
+        return out
+
+    def decide(self, question: str, ranked: list[Candidate]) -> Decision:
+        """The answerability stage's verdict on the ranked candidates (extractive mode)."""
+        return decide(question, ranked, mode="extractive", threshold=self.threshold,
+                      weights=self.weights)
 
     def pick(
         self, question: str, q_tokens: list[str], evidence: list[Evidence]
     ) -> tuple[list[Pick], float]:
-        """The spans to cite, and the confidence of the best one (compared to the threshold).
+        """The spans to cite (none: abstain), and the answer's confidence."""
+        picks, decision, _ = self.answer(question, q_tokens, evidence)
+        return picks, decision.confidence
 
-        Sentences are ranked by `Evidence.score` and the answer's confidence is the chosen
-        sentence's `Evidence.support`, each less the same penalties (see retrieve.py).
-        """
-        if not evidence:
-            return [], 0.0
-        asked = Asked.read(question, q_tokens)
-        kind = asked.kind
-        # a name the documents never mention lowers every sentence alike
-        unknown = UNKNOWN_NAME_PENALTY * min(len(self.unknown_names(question)), 2)
-        ranked = []
-        for e in evidence:
-            cut = self.penalty(e, asked) + unknown
-            ranked.append((e.score - cut, e.support - cut, e))
-        ranked.sort(key=lambda p: -p[0])
-        best_score, best_conf, best = ranked[0]
-        bridged = self._bridged(asked, q_tokens, evidence)
-        if bridged is not None and bridged[0] - unknown > best_score:
-            _, conf, first, second = bridged
-            conf -= unknown
-            if conf < self.threshold:
-                return [], conf
-            pair = sorted([first, second], key=lambda e: (e.source, e.start))
-            return [self._trim(ev, conf, question, q_tokens, None) for ev in pair], conf
-        if best_conf < self.threshold:
-            return [], best_conf
-        chosen = [(best_conf, best)]
-        covered = set(self.retriever.sentence_tokens(best.sent))
+    def answer(
+        self, question: str, q_tokens: list[str], evidence: list[Evidence]
+    ) -> tuple[list[Pick], Decision, list[Candidate]]:
+        """The sentences to cite (none when the answerability stage abstains), the decision, and
+        the ranked candidates (the closest passages to show when abstaining)."""
+        ranked = self.candidates(question, q_tokens, evidence)
+        decision = self.decide(question, ranked)
+        if not decision.answer:
+            return [], decision, ranked
+        best = ranked[0]
+        conf = decision.confidence
+        if best.extra:
+            pair = sorted([best.evidence, *best.extra], key=lambda e: (e.source, e.start))
+            return [_whole(ev, conf) for ev in pair], decision, ranked
+        chosen = [(conf, best.evidence)]
+        covered = set(self.retriever.sentence_tokens(best.evidence.sent))
         base_cov = self.retriever.coverage(q_tokens, covered)
-        for score, conf, ev in ranked[1:]:
-            if len(chosen) >= self.max_sentences or score < best_score - 0.1:
+        for cand in ranked[1:]:
+            if len(chosen) >= self.max_sentences:
                 break
-            toks = self.retriever.sentence_tokens(ev.sent)
+            if cand.extra:
+                continue
+            own = confidence_of(cand, self.weights)
+            if own < max(self.threshold, conf - SECOND_MARGIN):
+                continue
+            toks = self.retriever.sentence_tokens(cand.evidence.sent)
             gain = self.retriever.coverage(q_tokens, covered | toks) - base_cov
-            if gain >= 0.15 and conf >= self.threshold:
-                chosen.append((conf, ev))
+            if gain >= 0.15:  # it covers question words the first does not
+                chosen.append((own, cand.evidence))
                 covered |= toks
                 base_cov += gain
         chosen.sort(key=lambda p: (p[1].source, p[1].start))
-        return [self._trim(ev, conf, question, q_tokens, kind) for conf, ev in chosen], best_conf
+        return [_whole(ev, c) for c, ev in chosen], decision, ranked
 
     def _bridged(
-        self, asked: Asked, q_tokens: list[str], evidence: list[Evidence]
-    ) -> tuple[float, float, Evidence, Evidence] | None:
+        self, asked: Asked, q_tokens: list[str], evidence: list[Evidence], top: Evidence
+    ) -> tuple[Evidence, Evidence] | None:
         """Two-sentence answers: the sentence that matches the question best names someone or
         something, and another sentence about that name holds the asked-for kind of answer.
 
-        Returns the pair's ranking score and confidence, and the two sentences.
+        Returns the two sentences (`top` is the best-ranked sentence).
 
         "What is the full name of the president Li met on Thursday?" — "On Thursday, Gen. Li sat
         down with Mr. Lukashenko" + "Belarusian President Aleksandr Lukashenko said…".
@@ -233,7 +191,6 @@ class ExtractiveAnswerer:
         question, kind = asked.question, asked.kind
         if kind not in BRIDGE_KINDS:
             return None
-        top = max(evidence, key=lambda e: e.score)
         if has_type(top.text, kind, question):
             return None
         person = kind in ("person", "person_full")
@@ -279,8 +236,7 @@ class ExtractiveAnswerer:
             0.0,
             top.chunk_rank,
         )
-        cut = NAME_PENALTY * min(len(self.missing_names(top, asked.names)), 2) + BRIDGE_COST
-        return top.score - cut, top.support - cut, top, second
+        return top, second
 
     @staticmethod
     def _names_link(text: str, links: set[str], question: str, kind: str) -> bool:
@@ -293,31 +249,6 @@ class ExtractiveAnswerer:
                 return True
         return False
 
-    def _trim(
-        self, ev: Evidence, score: float, question: str, q_tokens: list[str], kind: str | None
-    ) -> Pick:
-        """Drop leading or trailing clauses that hold neither a question word nor the answer type.
 
-        Only for questions with a clear answer type (number, date, person, ...), and only from
-        long sentences: a clause that may carry the answer is never cut.
-        """
-        full = Pick(ev, ev.start, ev.end, ev.text, score)
-        if kind is None or len(ev.text) <= 200:
-            return full
-        qset = set(q_tokens)
-        cuts = [0] + [m.end() for m in _CLAUSE_CUT.finditer(ev.text)] + [len(ev.text)]
-        clauses = [(cuts[i], cuts[i + 1]) for i in range(len(cuts) - 1)]
-
-        def useful(a: int, b: int) -> bool:
-            piece = ev.text[a:b]
-            return bool(set(tokenize(piece)) & qset) or has_type(piece, kind, question)
-
-        keep = [i for i, (a, b) in enumerate(clauses) if useful(a, b)]
-        if not keep:
-            return full
-        a, b = clauses[keep[0]][0], clauses[keep[-1]][1]
-        piece = ev.text[a:b].rstrip(" ,;:—–")
-        b = a + len(piece)
-        if (b - a) >= len(ev.text) or len(piece.split()) < 6 or not has_type(piece, kind, question):
-            return full
-        return Pick(ev, ev.start + a, ev.start + b, piece, score)
+def _whole(ev: Evidence, confidence: float) -> Pick:
+    return Pick(ev, ev.start, ev.end, ev.text, confidence)

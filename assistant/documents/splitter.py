@@ -197,6 +197,12 @@ class ParsedDocument:
     headings: list[tuple[int, int, str]]
 
 
+# Bump when sentence or heading detection changes: an index keeps the sentences it was built
+# with, so one split otherwise is refused (manifest.expected_identity; `ingest --rebuild`).
+SPLITTER_VERSION = 2
+TITLE_MAX_CHARS = 200  # a first line longer than this is a paragraph without a full stop
+
+
 def looks_like_heading(line: str) -> bool:
     """A short line without final punctuation or quotes, starting with a capital or a digit."""
     s = line.strip()
@@ -209,6 +215,23 @@ def looks_like_heading(line: str) -> bool:
     if any(q in s for q in '"“”'):
         return False
     return s[0].isupper() or s[0].isdigit()
+
+
+def _title_line(text: str, lines: list[tuple[int, int]], i: int) -> bool:
+    """The document's first line is its title when it stands alone (a blank line or nothing
+    after it) without a sentence's final punctuation, however long: "Peat-free moss biofilters
+    reduce nitrate run-off: a two-season field trial". A title is section metadata, not a
+    sentence that could answer a question."""
+    line = text[lines[i][0] : lines[i][1]].strip()
+    after = text[lines[i + 1][0] : lines[i + 1][1]] if i + 1 < len(lines) else ""
+    return (
+        bool(line)
+        and len(line) <= TITLE_MAX_CHARS
+        and not after.strip()
+        and not _ends_sentence(line)
+        and not _is_list_item(line)
+        and (line[0].isupper() or line[0].isdigit())
+    )
 
 
 def _lines(text: str) -> list[tuple[int, int]]:
@@ -269,9 +292,9 @@ def parse_document(text: str) -> ParsedDocument:
         following = next((text[a:b] for a, b in lines[i + 1 :] if text[a:b].strip()), "")
         markdown = line.lstrip().startswith("#")
         # A heading is followed by something, and not by the lower-case rest of its own line.
-        if looks_like_heading(line) and (
+        if (looks_like_heading(line) and (
             markdown or (following and not following.lstrip()[:1].islower())
-        ):
+        )) or (not headings and not sentences and para is None and _title_line(text, lines, i)):
             flush()
             hs, he = _strip_span(text, ls, le)
             name = text[hs:he].lstrip("#").strip()

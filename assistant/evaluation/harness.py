@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import BadInputError, ConfigError
-from assistant.evaluation.report import markdown_report, overall_table, tag_tables, write_plot
+from assistant.evaluation.report import (
+    markdown_report,
+    overall_table,
+    risk_coverage_path,
+    split_table,
+    tag_tables,
+    write_plot,
+    write_risk_coverage_plot,
+)
 
 REQUIRED = {
     "id": str,
@@ -35,6 +43,7 @@ TAGS = {
     "adversarial",
     "follow-up",
 }
+SPLITS = ("dev", "test")  # a case's `split`; a case without one counts as dev
 
 
 def normalize(text: str) -> str:
@@ -78,17 +87,22 @@ def load_cases(path: Path, corpus: Path) -> list[dict[str, Any]]:
                 f"{path}:{n}: unknown tag(s) {set(case['tags']) - TAGS}.",
                 f"Use tags from {sorted(TAGS)}.",
             )
+        split = case.setdefault("split", "dev")
+        if split not in SPLITS:
+            raise BadInputError(
+                f"{path}:{n}: split {split!r} of {case['id']} is neither dev nor test.",
+                'Write "split": "dev" or "split": "test".',
+            )
         spans = []
         for quote in case["evidence"]:
-            hit = next((span for d in docs if (span := find_evidence(d.text, quote))), None)
-            if hit is None:
+            hits = [(d.source, *span) for d in docs if (span := find_evidence(d.text, quote))]
+            if not hits:
                 raise BadInputError(
                     f"{path}:{n}: evidence quote of {case['id']} is not in the "
                     f"corpus: {quote[:60]!r}",
                     "Copy the quote exactly.",
                 )
-            source = next(d.source for d in docs if find_evidence(d.text, quote) == hit)
-            spans.append((source, *hit))
+            spans.append(hits[0])
         case["gold_spans"] = spans
         cases.append(case)
     return cases
@@ -138,6 +152,7 @@ def run_case(assistant: Any, case: dict[str, Any], corpus_texts: dict[str, str])
     result: dict[str, Any] = {
         "id": case["id"],
         "question": case["question"],
+        "split": case.get("split", "dev"),
         "tags": case["tags"],
         "answerable": case["answerable"],
         "must_pass": case["must_pass"],
@@ -168,10 +183,31 @@ def run_case(assistant: Any, case: dict[str, Any], corpus_texts: dict[str, str])
         ]
         result["retrieval_rank"] = ranks[0] if ranks else None
         result["passed"] = result["correct"] and result["evidence_hit"] and result["citation_valid"]
+        # what the answer would be at any threshold: the quote it gives, or the candidate it held
+        candidate = normalize(ans.trace.get("candidate", "")) if ans.abstained else norm_answer
+        result["candidate_correct"] = any(normalize(g) and normalize(g) in candidate for g in golds)
     else:
         result["correct"] = ans.abstained
         result["passed"] = ans.abstained
+        result["candidate_correct"] = False  # any answer to an unanswerable question is wrong
     return result
+
+
+def risk_coverage(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The selective-QA curve: answer the most confident share of the cases, and how many of
+    those answers are wrong (an answer to an unanswerable question is wrong).
+
+    Cases are taken in order of confidence, best first; `aurc` is the mean risk over all
+    coverages (lower is better; 0 when every right answer is more confident than every wrong one).
+    """
+    scored = [r for r in results if r.get("confidence") is not None]
+    scored.sort(key=lambda r: -r["confidence"])
+    points, wrong = [], 0
+    for k, r in enumerate(scored, 1):
+        wrong += not r["candidate_correct"]
+        points.append((round(k / len(scored), 4), round(wrong / k, 4)))
+    aurc = round(sum(risk for _, risk in points) / len(points), 4) if points else None
+    return {"aurc": aurc, "curve": points}
 
 
 def _mean(xs: list[float]) -> float | None:
@@ -250,11 +286,30 @@ def run_set(
     report.update(
         {
             "overall": aggregate(results),
+            **split_figures(results),
             "by_tag": {t: aggregate(rs) for t, rs in sorted(by_tag.items())},
             "results": results,
         }
     )
     return report
+
+
+def split_figures(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Aggregates of each split, and the risk-coverage curve of all cases and of each split."""
+    parts = {s: [r for r in results if r.get("split", "dev") == s] for s in SPLITS}
+    return {
+        "splits": {s: aggregate(rs) for s, rs in parts.items() if rs},
+        "selective": {
+            "all": risk_coverage(results),
+            **{s: risk_coverage(rs) for s, rs in parts.items() if rs},
+        },
+    }
+
+
+def pooled(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """All sets' cases as one: overall, per split, and the risk-coverage curves."""
+    results = [r for rep in reports for r in rep["results"]]
+    return {"set": "pooled", "overall": aggregate(results), **split_figures(results)}
 
 
 def find_sets_file() -> Path:
@@ -312,25 +367,33 @@ def metric_changes(reports: list[dict[str, Any]], baseline: dict[str, Any]) -> l
         base = baseline.get("sets", {}).get(rep["set"])
         if base is None:
             continue
-        for metric, tol, higher in [
-            *((m, t, True) for m, t in GATED.items()),
-            *((m, t, False) for m, t in GATED_LOWER.items()),
-        ]:
-            now, was = rep["overall"].get(metric), base["overall"].get(metric)
-            if now is None or was is None:
+        # the whole set, and each split (dev and test are gated alike)
+        parts = [(rep["set"], rep["overall"], base["overall"])] + [
+            (f"{rep['set']} ({split})", agg, base.get("splits", {}).get(split))
+            for split, agg in rep.get("splits", {}).items()
+        ]
+        for label, agg, base_agg in parts:
+            if base_agg is None:
                 continue
-            ok = not (now < was - tol) if higher else not (now > was + tol)
-            rows.append(
-                {
-                    "set": rep["set"],
-                    "metric": metric,
-                    "was": was,
-                    "now": now,
-                    "tolerance": tol,
-                    "higher_is_better": higher,
-                    "ok": ok,
-                }
-            )
+            for metric, tol, higher in [
+                *((m, t, True) for m, t in GATED.items()),
+                *((m, t, False) for m, t in GATED_LOWER.items()),
+            ]:
+                now, was = agg.get(metric), base_agg.get(metric)
+                if now is None or was is None:
+                    continue
+                ok = not (now < was - tol) if higher else not (now > was + tol)
+                rows.append(
+                    {
+                        "set": label,
+                        "metric": metric,
+                        "was": was,
+                        "now": now,
+                        "tolerance": tol,
+                        "higher_is_better": higher,
+                        "ok": ok,
+                    }
+                )
     return rows
 
 
@@ -475,6 +538,11 @@ def baseline_of(
     sets = {
         rep["set"]: {
             "overall": {k: v for k, v in rep["overall"].items() if not k.startswith("latency")},
+            "splits": {
+                split: {k: v for k, v in a.items() if not k.startswith("latency")}
+                for split, a in rep.get("splits", {}).items()
+            },
+            "aurc": {split: c["aurc"] for split, c in rep.get("selective", {}).items()},
             "by_tag": {
                 t: {k: v for k, v in a.items() if not k.startswith("latency")}
                 for t, a in rep["by_tag"].items()
@@ -584,6 +652,8 @@ def run_cli(
 
     print(overall_table(reports))
     print()
+    print(split_table(reports, pooled(reports)))
+    print()
     print(tag_tables(reports))
     print()
     for name, d in diffs.items():
@@ -602,12 +672,14 @@ def run_cli(
             notes=notes,
             baseline_label=_shown(baseline_path),
             updated=args.update_baseline,
+            pooled=pooled(reports),
         )
         Path(report_md).write_text(text, encoding="utf-8")
         print(f"report written to {report_md}")
     if plot:
         write_plot(reports, Path(plot))
-        print(f"plot written to {plot}")
+        write_risk_coverage_plot([*reports, pooled(reports)], risk_coverage_path(Path(plot)))
+        print(f"plot written to {plot} and {risk_coverage_path(Path(plot))}")
     if args.update_baseline:
         baseline_path.write_text(dump_baseline(baseline_of(reports, baseline)), encoding="utf-8")
         print(f"baseline written to {_shown(baseline_path)}")

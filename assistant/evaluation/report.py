@@ -44,20 +44,36 @@ def fmt(metric: str, value: Any) -> str:
     return f"{value:.3f}"
 
 
-def metrics_table(first: str, rows: list[tuple[str, dict[str, Any]]]) -> str:
-    """A Markdown table: one row per (name, aggregate), the case count, then `COLUMNS`."""
+def metrics_table(
+    first: str, rows: list[tuple[str, dict[str, Any]]], extra: dict[str, str] | None = None
+) -> str:
+    """A Markdown table: one row per (name, aggregate), the case count, then `COLUMNS`
+    (and the `extra` columns)."""
+    columns = {**COLUMNS, **(extra or {})}
     lines = [
-        f"| {first} | cases | " + " | ".join(COLUMNS.values()) + " |",
-        "|---|" + "---:|" * (len(COLUMNS) + 1),
+        f"| {first} | cases | " + " | ".join(columns.values()) + " |",
+        "|---|" + "---:|" * (len(columns) + 1),
     ]
     for name, agg in rows:
-        cells = [fmt(m, agg.get(m)) for m in COLUMNS]
+        cells = [fmt(m, agg.get(m)) for m in columns]
         lines.append(f"| {name} | {agg['cases']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def overall_table(reports: list[dict[str, Any]]) -> str:
     return metrics_table("set", [(rep["set"], rep["overall"]) for rep in reports])
+
+
+def split_table(reports: list[dict[str, Any]], pooled: dict[str, Any] | None = None) -> str:
+    """Dev and test of each set (and of all sets pooled), with the area under the risk-coverage
+    curve (AURC, lower is better). Only the test splits of sets nobody tuned on are held out."""
+    rows = []
+    for rep in [*reports, *([pooled] if pooled else [])]:
+        for split, agg in rep.get("splits", {}).items():
+            aurc = rep.get("selective", {}).get(split, {}).get("aurc")
+            rows.append((f"{rep['set']} ({split})", {**agg, "aurc": aurc}))
+    table = metrics_table("set (split)", rows, extra={"aurc": "AURC"})
+    return "### Dev and test splits\n\n" + table
 
 
 def tag_tables(reports: list[dict[str, Any]], level: str = "###") -> str:
@@ -128,6 +144,7 @@ def markdown_report(
     notes: list[str],
     baseline_label: str,
     updated: bool = False,
+    pooled: dict[str, Any] | None = None,
 ) -> str:
     """The whole report: verdict, overall table, change against the baseline, cases, tag tables."""
     modes = sorted({rep.get("mode", "?") for rep in reports})
@@ -150,7 +167,7 @@ def markdown_report(
         out += ["## Why the gate failed", ""]
         out += [f"- {p}" for p in problems]
         out.append("")
-    out += ["## Overall", "", overall_table(reports), ""]
+    out += ["## Overall", "", overall_table(reports), "", split_table(reports, pooled), ""]
     if changes:
         out += ["## Gated metrics against the baseline", "", _changes_table(changes), ""]
     if diffs:
@@ -210,5 +227,39 @@ def write_plot(reports: list[dict[str, Any]], path: Path) -> None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     # No "Software" entry: the same figures give the same bytes, so the committed PNG diffs cleanly.
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+
+
+def risk_coverage_path(plot: Path) -> Path:
+    """Where `--plot out.png` puts the risk-coverage curves: `out-risk-coverage.png`."""
+    return plot.with_name(f"{plot.stem}-risk-coverage{plot.suffix or '.png'}")
+
+
+def write_risk_coverage_plot(reports: list[dict[str, Any]], path: Path) -> None:
+    """Risk against coverage for each set's dev and test split: where a threshold would sit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), squeeze=False)
+    for ax, split in zip(axes[0], ("dev", "test"), strict=True):
+        for rep in reports:
+            curve = rep.get("selective", {}).get(split)
+            if not curve or not curve["curve"]:
+                continue
+            xs, ys = zip(*curve["curve"], strict=True)
+            style = {"color": "black", "linewidth": 2.2} if rep["set"] == "pooled" else {}
+            ax.plot(xs, ys, label=f"{rep['set']} (AURC {curve['aurc']:.3f})", **style)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("coverage (share of questions answered, most confident first)")
+        ax.set_ylabel("risk (share of those answers that are wrong)")
+        ax.grid(alpha=0.3)
+        ax.set_title(f"{split} split", fontsize=10, loc="left")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, metadata={"Software": None})
     plt.close(fig)

@@ -83,12 +83,14 @@ def collection_of(manifest: dict[str, Any]) -> str:
 
 
 def expected_identity(settings: Settings) -> dict[str, Any]:
+    from assistant.documents.splitter import SPLITTER_VERSION
     from assistant.indexing.embedding import DIMENSION, MODEL_ID, MODEL_SHA256
     from assistant.indexing.lexical import TOKENIZER_VERSION
 
     return {
         "format": FORMAT,
         "tokenizer": TOKENIZER_VERSION,
+        "splitter": SPLITTER_VERSION,
         "embedding": {"model_id": MODEL_ID, "dimension": DIMENSION, "sha256": MODEL_SHA256},
         "chunking": settings.chunking_params(),
     }

@@ -187,6 +187,13 @@ def _run(args: argparse.Namespace) -> int:
                 page = f" page {c.page}" if c.page is not None else ""
                 print(printable(f"\n[{i}] {c.source}{page} [{c.start}:{c.end}]"
                                 + (f" · {title}" if title else "") + f"\n    “{c.quote}”"))
+            if answer.related:
+                print("\nRelated passages (not an answer):")
+            for c in answer.related:
+                title = answer.sources.get(c.source)
+                page = f" page {c.page}" if c.page is not None else ""
+                print(printable(f"- {c.source}{page} [{c.start}:{c.end}]"
+                                + (f" · {title}" if title else "") + f"\n    “{c.quote}”"))
         return 0
     if args.command == "status":
         print(json_text(_assistant(args).status()))

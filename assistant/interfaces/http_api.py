@@ -459,6 +459,8 @@ def _extras(answer: Answer) -> dict[str, Any]:
     }
     if answer.notice:
         out["notice"] = answer.notice
+    if answer.related:  # an abstention's closest passages: related, not an answer
+        out["related"] = [c.to_dict() for c in answer.related]
     return out
 
 

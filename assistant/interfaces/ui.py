@@ -46,6 +46,9 @@ CSS = """
   padding: .1em .45em; margin-right: .4em; }
 #chat .answer-meta { font-size: .8em; color: var(--body-text-color-subdued); margin-top: .4em; }
 #chat .answer-notice { color: #b45309; }
+#chat .related { font-size: .88em; margin-top: .4em; }
+#chat .related-label { font-weight: 600; color: var(--body-text-color-subdued); }
+#chat .related-source { font-family: monospace; font-size: .9em; }
 #chat .answer-error { color: #b91c1c; }
 #chat .answer-error .hint { color: var(--body-text-color-subdued); font-size: .9em; }
 #chat .answer.pending .cursor { animation: blink 1s steps(2) infinite; }
@@ -171,6 +174,11 @@ class ChatUI:
         if self.root not in (self.root / source).resolve().parents:
             return None
         return self.assistant.source_text(source)
+
+    def _holds(self, c: dict[str, Any]) -> bool:
+        """Whether an indexed document holds exactly this quote at these offsets."""
+        text = self.read(c["source"])
+        return text is not None and text[c["start"] : c["end"]] == c["quote"]
 
     # -- labels ---------------------------------------------------------------------------------
     def model_name(self) -> str | None:
@@ -313,6 +321,8 @@ class ChatUI:
         for t in kept:
             if t["answer"] is None and not t["error"]:
                 t["error"] = ["This answer was interrupted (the page was reloaded).", ""]
+            if t["answer"] and t["answer"].get("related"):  # shown as quoted: only what matches
+                t["answer"]["related"] = [c for c in t["answer"]["related"] if self._holds(c)]
         last = max((i for i, t in enumerate(kept) if t.get("answer") is not None), default=-1)
         return (
             self.messages(kept),
@@ -500,8 +510,29 @@ def clean_answer(answer: Any) -> dict[str, Any] | None:
         and isinstance(answer.get("citations"), list)
     ):
         return None
-    citations = []
-    for c in answer["citations"]:
+    citations = _clean_citations(answer["citations"])
+    related = _clean_citations(answer.get("related", []))
+    if citations is None or related is None:
+        return None
+    out = {
+        "answer": answer["answer"],
+        "abstained": answer.get("abstained") is True,
+        "mode": answer.get("mode") if isinstance(answer.get("mode"), str) else "",
+        "citations": citations,
+    }
+    if related:
+        out["related"] = related
+    if isinstance(answer.get("notice"), str) and answer["notice"]:
+        out["notice"] = answer["notice"]
+    return out
+
+
+def _clean_citations(items: Any) -> list[dict[str, Any]] | None:
+    """Citations (or related passages) of a kept answer, type-checked; None if any is not one."""
+    if not isinstance(items, list):
+        return None
+    out = []
+    for c in items:
         if not (
             isinstance(c, dict)
             and isinstance(c.get("source"), str)
@@ -514,15 +545,7 @@ def clean_answer(answer: Any) -> dict[str, Any] | None:
         kept = {k: c[k] for k in ("source", "start", "end", "quote")}
         if type(c.get("page")) is int and 0 < c["page"] <= MAX_OFFSET:
             kept["page"] = c["page"]  # a PDF's (only a label: the page image is computed here)
-        citations.append(kept)
-    out = {
-        "answer": answer["answer"],
-        "abstained": answer.get("abstained") is True,
-        "mode": answer.get("mode") if isinstance(answer.get("mode"), str) else "",
-        "citations": citations,
-    }
-    if isinstance(answer.get("notice"), str) and answer["notice"]:
-        out["notice"] = answer["notice"]
+        out.append(kept)
     return out
 
 

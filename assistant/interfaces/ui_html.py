@@ -85,9 +85,25 @@ def answer_html(answer: dict[str, Any], turn: int, model: str | None = None) -> 
     if answer.get("abstained"):
         return (
             f'<div class="answer abstained"><span class="abstain-badge">no answer</span> '
-            f"{body}</div>{_meta_html(answer, model)}"
+            f"{body}</div>{related_html(answer)}{_meta_html(answer, model)}"
         )
     return f'<div class="answer">{body}</div>{_meta_html(answer, model)}'
+
+
+def related_html(answer: dict[str, Any]) -> str:
+    """An abstention's closest passages, labelled as related, not an answer."""
+    related = answer.get("related") or []
+    if not related:
+        return ""
+    items = "".join(
+        f'<li><span class="related-source">{esc(c["source"])} [{c["start"]}:{c["end"]}]</span> '
+        f"“{esc(c['quote'])}”</li>"
+        for c in related
+    )
+    return (
+        '<div class="related"><div class="related-label">Related passages (not an answer):</div>'
+        f"<ul>{items}</ul></div>"
+    )
 
 
 def _meta_html(answer: dict[str, Any], model: str | None) -> str:
