@@ -37,6 +37,9 @@ class Settings:
     llm_timeout: float = 30.0  # seconds per attempt
     llm_retries: int = 2  # extra attempts after a timeout, connection error, 429 or 5xx
     llm_temperature: float = 0.0
+    llm_max_tokens: int = 300  # bound on the reply; reading and grounding stop past it
+    llm_check_claims: bool = True  # ask the model whether each cited sentence says the claim
+    llm_gate: float = 0.33  # relevance below which the model is not asked (evals/calibrate_llm_gate.py)
     # chat UI and HTTP API (`assistant serve`)
     ui_auth: str = field(default="", repr=False)  # "user:password"; empty: no login required
     ui_queue_size: int = 16  # requests queued or running per API; more are turned away
@@ -95,6 +98,10 @@ class Settings:
                 "llm_timeout must be positive, llm_retries at least 0 and llm_temperature "
                 "between 0 and 2.",
                 "Check ASSISTANT_LLM_TIMEOUT, ASSISTANT_LLM_RETRIES and ASSISTANT_LLM_TEMPERATURE.")
+        if self.llm_max_tokens < 16 or not 0 <= self.llm_gate <= 1:
+            raise ConfigError(
+                "llm_max_tokens must be at least 16 and llm_gate between 0 and 1.",
+                "Check ASSISTANT_LLM_MAX_TOKENS and ASSISTANT_LLM_GATE.")
         if not self.llm_model.strip():
             raise ConfigError("llm_model must not be empty.", "Check ASSISTANT_LLM_MODEL.")
         if self.ui_queue_size < 1:
@@ -138,12 +145,17 @@ def _coerce(name: str, raw: Any, annotation: Any) -> Any:
     try:
         if "Path" in kind:
             return Path(raw).expanduser() if raw is not None else None
+        if kind in ("bool", "<class 'bool'>"):
+            if isinstance(raw, bool):
+                return raw
+            return {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False,
+                    "no": False, "off": False}[str(raw).strip().lower()]
         if kind in ("int", "<class 'int'>"):
             return int(raw)
         if kind in ("float", "<class 'float'>"):
             return float(raw)
         return str(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, KeyError):
         raise ConfigError(
             f"Setting {name} has an invalid value {raw!r}.",
             f"Set ASSISTANT_{name.upper()} to a valid {kind}.",

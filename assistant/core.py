@@ -114,8 +114,9 @@ class Assistant:
                ) -> Iterator[str | Answer]:
         """Yield the answer's text as it is generated, then the final `Answer`.
 
-        The deltas are a draft without citation markers; the final `Answer` is authoritative: its
-        text carries the verified markers and leaves out unsupported sentences.
+        In LLM mode each sentence is yielded once it is grounded, with its verified markers, and
+        unsupported sentences never are: the deltas joined are the final `Answer`'s text (unless
+        the model fails midway and the offline answer replaces them).
         """
         if self.mode == "llm":
             yield from self._ask_llm(question, history, stream=True)
@@ -132,7 +133,7 @@ class Assistant:
         question = self._check_question(question)
         engine = self._ensure_engine()
         answerer = LLMAnswerer(engine, self.encoder, self.chat_model, self._reader,
-                               self._ask_extractive)
+                               self._ask_extractive, self.settings)
         for item in answerer.run(question, history, stream=stream, t0=t0):
             if isinstance(item, Answer):
                 item.trace.setdefault("index_version", engine.manifest["version"])
