@@ -39,7 +39,7 @@ class Settings:
     llm_temperature: float = 0.0
     llm_max_tokens: int = 300  # bound on the reply; reading and grounding stop past it
     llm_check_claims: bool = True  # ask the model whether each cited sentence says the claim
-    llm_gate: float = 0.33  # relevance below which the model is not asked (evals/calibrate_llm_gate.py)
+    llm_gate: float = 0.33  # relevance the model needs to be asked (evals/calibrate_llm_gate.py)
     # chat UI and HTTP API (`assistant serve`)
     ui_auth: str = field(default="", repr=False)  # "user:password"; empty: no login required
     ui_queue_size: int = 16  # requests queued or running per API; more are turned away

@@ -1,4 +1,7 @@
-"""Calibrate the LLM gate (`llm_gate`, answering/llm_answer.py): `python evals/calibrate_llm_gate.py`.
+"""Calibrate the LLM gate (`llm_gate`, answering/llm_answer.py).
+
+    python evals/calibrate_llm_gate.py
+
 
 For every dev case of the held-out sets, the best `support` among the retrieved sentences (what
 `relevant()` compares to the gate). The gate only spares the model questions nothing retrieved is

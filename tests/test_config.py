@@ -21,6 +21,9 @@ def test_argument_beats_environment_beats_default(monkeypatch: pytest.MonkeyPatc
         ("ASSISTANT_MODE", "magic"),
         ("ASSISTANT_TOP_K", "0"),
         ("ASSISTANT_ABSTAIN_THRESHOLD", "high"),
+        ("ASSISTANT_LLM_MAX_TOKENS", "0"),
+        ("ASSISTANT_LLM_GATE", "1.5"),
+        ("ASSISTANT_LLM_CHECK_CLAIMS", "maybe"),
     ],
 )
 def test_invalid_values_raise_config_error(
@@ -34,3 +37,10 @@ def test_invalid_values_raise_config_error(
 def test_unknown_override_is_refused() -> None:
     with pytest.raises(ConfigError, match="Unknown setting"):
         Settings.load(colour="blue")
+
+
+def test_llm_check_claims_reads_yes_and_no(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings.load().llm_check_claims is True
+    monkeypatch.setenv("ASSISTANT_LLM_CHECK_CLAIMS", "off")
+    assert Settings.load().llm_check_claims is False
+    assert Settings.load(llm_check_claims=True).llm_check_claims is True

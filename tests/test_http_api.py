@@ -289,5 +289,7 @@ def test_chat_completions_never_send_an_unsupported_sentence(
         reply_body = client.chat.completions.create(model="assistant", messages=messages)
         text, extra = reply_body.choices[0].message.content, reply_body.model_extra or {}
     assert text == shown and extra["abstained"] is False
-    assert extra["unsupported"] == ["<script>alert(1)</script> She studied under Gustave Eiffel in Paris."]
+    assert extra["unsupported"] == [
+        "<script>alert(1)</script> She studied under Gustave Eiffel in Paris."
+    ]
     assert "left out" in extra["notice"]

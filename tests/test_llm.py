@@ -302,7 +302,9 @@ def test_llm_backend_failure_falls_back_to_the_extractive_answer(corpus, encoder
 def test_llm_gate_asks_the_model_where_the_extractive_answerer_refuses(corpus, encoder) -> None:
     # "How many" wants a count; no sentence has one, so the extractive answerer refuses...
     question = "How many passengers did the ferry carry across the river?"
-    offline = Assistant(seeds_dir=corpus[0], index_dir=corpus[1], encoder=encoder, mode="extractive")
+    offline = Assistant(
+        seeds_dir=corpus[0], index_dir=corpus[1], encoder=encoder, mode="extractive"
+    )
     assert offline.ask(question).abstained
     # ...but the sources are about the question, so the model is asked, and may abstain itself.
     a, fake = fake_assistant(corpus, encoder, "The documents do not say.")
@@ -327,7 +329,9 @@ def test_llm_gate_is_retrieval_relevance_only() -> None:
 def test_llm_claim_the_model_doubts_is_not_shown(corpus, encoder) -> None:
     # Lexically the claim matches its sentence (same words, other roles); the support question
     # is what sees who did what.
-    reply = lambda m: f"The engineer Harriet Coles was designed by the bridge [{block_of(m, DESIGNER)}]."  # noqa: E501
+    def reply(m: list[dict[str, str]]) -> str:
+        return f"The engineer Harriet Coles was designed by the bridge [{block_of(m, DESIGNER)}]."
+
     fake = FakeChatModel([reply], judge=lambda m: 0.08)
     a = Assistant(seeds_dir=corpus[0], index_dir=corpus[1], encoder=encoder, chat_model=fake)
     answer = a.ask("Who designed the bridge?")

@@ -120,7 +120,9 @@ class Grounder:
         """Ground one reply sentence: its text as shown, with verified markers (a refusal as it
         is: shown only beside a cited sentence), or None when it is not shown."""
         claim = _Claim.of(_claim_text(sentence), self._q_tokens)
-        numbers = [int(n) for m in _MARKER.finditer(sentence) for n in re.findall(r"\d+", m.group())]
+        numbers = [
+            int(n) for m in _MARKER.finditer(sentence) for n in re.findall(r"\d+", m.group())
+        ]
         valid = list(dict.fromkeys(n for n in numbers if n in self._by_number))
         self.dropped += [n for n in numbers if n not in self._by_number]
         step: dict[str, Any] = {"sentence": claim.text, "markers": numbers}
@@ -130,7 +132,8 @@ class Grounder:
             self.unsupported.append(claim.text)
             return None
         # A bare "1887." is embedded with its question, or its vector would mean nothing.
-        vec = self.encoder.encode([f"{self.question} {claim.text}" if claim.short else claim.text])[0]
+        text = f"{self.question} {claim.text}" if claim.short else claim.text
+        vec = self.encoder.encode([text])[0]
         chosen, how = self._support(claim, vec, valid)
         cited = verify([self._citation(s) for s in chosen], self.reader)
         if chosen and not cited:
