@@ -152,6 +152,7 @@ class LLMAnswerer:
                 try:
                     for item in replies:
                         if isinstance(item, Usage):
+                            trace["answer_usage"] = item.to_dict()
                             usage = item + usage
                             continue
                         parts.append(item)
@@ -181,6 +182,7 @@ class LLMAnswerer:
                 raw = "".join(parts)
             else:
                 raw, used = self.model.complete(messages)
+                trace["answer_usage"] = used.to_dict() if used else None
                 usage = used + usage if used else usage
                 if len(raw) > limit:
                     trace["cut"] = True
