@@ -693,3 +693,20 @@ def test_eval_harness_runs_in_llm_mode(corpus, encoder, server, monkeypatch, tmp
     assert [r["mode"] for r in report["results"]] == ["llm", "llm"]
     assert [r["passed"] for r in report["results"]] == [True, True]
     assert report["overall"]["citation_validity"] == 1.0
+
+
+def test_llm_stream_holds_a_refusal_until_a_cited_sentence_shows(corpus, encoder) -> None:
+    a, _ = fake_assistant(
+        corpus,
+        encoder,
+        lambda m: (
+            "The documents do not say who painted the bridge.\n"
+            f"Harriet Coles designed the bridge [{block_of(m, DESIGNER)}]."
+        ),
+    )
+    *deltas, answer = list(a.stream("Who designed and who painted the bridge?"))
+    assert deltas == [
+        "The documents do not say who painted the bridge.",
+        "\nHarriet Coles designed the bridge [1].",
+    ]
+    assert answer.text == "".join(deltas) and not answer.abstained
