@@ -128,7 +128,7 @@ def test_llm_answer_narrows_the_cited_block_to_the_supporting_sentence(corpus, e
     assert_grounded(answer, corpus[0])
     system, user = fake.history[0]
     assert "Answer only from the sources" in system["content"]
-    assert user["content"].endswith("Question: Who designed the bridge?")
+    assert "\nQuestion: Who designed the bridge?\n" in user["content"]
 
 
 def test_llm_answer_drops_phantom_markers_and_renumbers(corpus, encoder) -> None:
@@ -239,7 +239,7 @@ def test_llm_follow_up_is_condensed_before_retrieval(corpus, encoder) -> None:
     condense, generate = fake.history
     assert "assistant: Harriet Coles designed it." in condense[-1]["content"]
     assert "Follow-up question: Where was she born?" in condense[-1]["content"]
-    assert generate[-1]["content"].endswith("Question: Where was Harriet Coles born?")
+    assert "\nQuestion: Where was Harriet Coles born?\n" in generate[-1]["content"]
     assert answer.trace["standalone_question"] == "Where was Harriet Coles born?"
     assert answer.question == "Where was she born?"
     assert [c.quote for c in answer.citations] == [BORN]
@@ -710,3 +710,20 @@ def test_llm_stream_holds_a_refusal_until_a_cited_sentence_shows(corpus, encoder
         "\nHarriet Coles designed the bridge [1].",
     ]
     assert answer.text == "".join(deltas) and not answer.abstained
+
+
+def test_llm_claim_that_only_restates_the_question_is_not_an_answer(corpus, encoder) -> None:
+    a, _ = fake_assistant(
+        corpus, encoder, lambda m: f"The bridge was designed [{block_of(m, DESIGNER)}]."
+    )
+    answer = a.ask("Who designed the bridge?")
+    assert answer.abstained and answer.unsupported == ["The bridge was designed."]
+
+
+@pytest.mark.parametrize("p, shown", [(0.9, True), (0.1, False)])
+def test_llm_bare_answer_is_judged_by_the_support_question(corpus, encoder, p, shown) -> None:
+    fake = FakeChatModel([lambda m: f"Leeds [{block_of(m, BORN)}]."], judge=lambda m: p)
+    a = Assistant(seeds_dir=corpus[0], index_dir=corpus[1], encoder=encoder, chat_model=fake)
+    answer = a.ask("In which city was Harriet Coles born?")
+    assert (answer.text == "Leeds [1].") is shown and answer.abstained is not shown
+    assert len(fake.judged) == 1

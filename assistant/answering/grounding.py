@@ -127,7 +127,8 @@ class Grounder:
         self.dropped += [n for n in numbers if n not in self._by_number]
         step: dict[str, Any] = {"sentence": claim.text, "markers": numbers}
         self.steps.append(step)
-        if not claim.tokens:
+        if not claim.tokens or (claim.own and set(claim.own) <= set(self._q_tokens)):
+            # nothing to ground, or only the question's own words: it answers nothing
             step["how"] = "unsupported"
             self.unsupported.append(claim.text)
             return None
@@ -238,9 +239,15 @@ class Grounder:
         # "began in 1923" against "began in 1887": the best match states another number.
         contradicted = bool(claimed and best_numbers and not claimed & best_numbers)
         floor = SHORT_SUPPORT_MIN if claim.short else SUPPORT_MIN
+        min_cov = COVERAGE_MIN
+        if claim.short and self.judge is not None:
+            # A bare answer ("36.") holds in the sentence (checked above); whether that sentence
+            # answers the question is the support question's to say, not the alignment score's
+            # (a long sentence's vector is far from "question + 36").
+            floor = min_cov = 0.0
         supported = (
             0.5 * best_dense + 0.5 * cov >= floor
-            and cov >= COVERAGE_MIN
+            and cov >= min_cov
             and claimed <= _numbers(covered)
             and not contradicted
             and claim.names <= covered | self._referents(chosen)

@@ -116,7 +116,6 @@ class LLMAnswerer:
             "answer",
             sources=format_sources(blocks),
             question=standalone,
-            abstain_text=ABSTAIN_TEXT,
             n_sources=len(blocks),
         )
         trace["sources"] = [

@@ -12,7 +12,7 @@ from assistant.answering.markers import strip_markers
 # Prompt tokens are the cost on a CPU (about 100 tokens/s before the first word on 2 cores), and a
 # small model follows few, tight sources best: the evidence sentences themselves, each with the
 # sentence before it only when it leans on it ("She later…"). Measured in docs/llm.md.
-MAX_BLOCKS = 5  # source blocks in the prompt
+MAX_BLOCKS = 4  # source blocks in the prompt
 WINDOW = 0  # sentences kept on either side of an evidence sentence
 MAX_BLOCK_SENTENCES = 3
 # A sentence that opens with one of these leans on the one before it for who or what it is about.
