@@ -42,6 +42,9 @@ class Settings:
     llm_timeout: float = 30.0  # seconds per attempt
     llm_retries: int = 2  # extra attempts after a timeout, connection error, 429 or 5xx
     llm_temperature: float = 0.0
+    llm_max_tokens: int = 300  # bound on the reply; reading and grounding stop past it
+    llm_check_claims: bool = True  # ask the model whether each cited sentence says the claim
+    llm_gate: float = 0.33  # relevance the model needs to be asked (evals/calibrate_llm_gate.py)
     # chat UI and HTTP API (`assistant serve`)
     ui_auth: str = field(default="", repr=False)  # "user:password"; empty: no login required
     ui_queue_size: int = 16  # requests queued or running per API; more are turned away
@@ -195,6 +198,8 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "max_history_chars": (1, 1 << 40, False),
     "related_k": (0, 100, False),
     "related_threshold": (0.0, 1.0, False),
+    "llm_max_tokens": (16, 100_000, False),
+    "llm_gate": (0.0, 1.0, False),
 }
 
 
@@ -214,12 +219,17 @@ def _coerce(name: str, raw: Any, annotation: Any) -> Any:
     try:
         if "Path" in kind:
             return Path(raw).expanduser() if raw is not None else None
+        if kind in ("bool", "<class 'bool'>"):
+            if isinstance(raw, bool):
+                return raw
+            return {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False,
+                    "no": False, "off": False}[str(raw).strip().lower()]
         if kind in ("int", "<class 'int'>"):
             return int(raw)
         if kind in ("float", "<class 'float'>"):
             return float(raw)
         return str(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, KeyError):
         raise ConfigError(
             f"Setting {name} has an invalid value {raw!r}.",
             f"Set ASSISTANT_{name.upper()} to a valid {kind}.",

@@ -146,8 +146,9 @@ class Assistant:
                ) -> Iterator[str | Answer]:
         """Yield the answer's text as it is generated, then the final `Answer`.
 
-        The deltas are a draft without citation markers; the final `Answer` is authoritative: its
-        text carries the verified markers and leaves out unsupported sentences.
+        In LLM mode each sentence is yielded once it is grounded, with its verified markers, and
+        unsupported sentences never are: the deltas joined are the final `Answer`'s text (unless
+        the model fails midway and the offline answer replaces them).
         """
         history = self._check_history(history)
         if self.mode == "llm":
@@ -166,7 +167,7 @@ class Assistant:
         history = self._check_history(history)
         engine = self._ensure_engine()
         answerer = LLMAnswerer(engine, self.encoder, self.chat_model, self._reader,
-                               self._ask_extractive)
+                               self._ask_extractive, self.settings)
         for item in answerer.run(question, history, stream=stream, t0=t0):
             if isinstance(item, Answer):
                 item.citations = with_pages(item.citations, self._reader)

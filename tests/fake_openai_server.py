@@ -17,6 +17,11 @@ Each request takes the next scripted behaviour (default "answer"):
 
 Condense requests ("Follow-up question:" in the prompt) get their scripted {"text": ...}, or else
 the follow-up with its pronouns replaced by the capitalised names of the previous answer.
+
+Support questions (one-token requests with `logprobs`, prompts/support.md) take nothing from the
+script and are kept in `judged`, not `requests`: the reply is "yes" when every word of the answer
+is in the source or the question, else "no", with llama-server's top logprobs; `judge_reply`
+overrides it ({"body": "<html>…", "content_type": "text/html"} sends that instead).
 """
 
 from __future__ import annotations
@@ -85,6 +90,9 @@ class FakeOpenAIServer:
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.judged: list[dict[str, Any]] = []
+        self.judge_reply: dict[str, Any] | None = None
+        self.reply_body: dict[str, Any] | None = None  # {"body", "content_type"}: the next 200
         self._script: deque[str | dict[str, Any]] = deque()
         self._release = threading.Event()
         self._lock = threading.Lock()
@@ -121,6 +129,8 @@ class FakeOpenAIServer:
         with self._lock:
             self._script.clear()
             self.requests.clear()
+            self.judged.clear()
+            self.judge_reply = self.reply_body = None
 
     def close(self) -> None:
         self._release.set()  # wake any request sleeping past the client's timeout
@@ -180,6 +190,9 @@ class FakeOpenAIServer:
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("Content-Length") or 0)
         body = json.loads(h.rfile.read(length) or b"{}")
+        if body.get("logprobs") and body.get("max_tokens") == 1:
+            self._judge(h, body)
+            return
         with self._lock:
             self.requests.append(
                 {
@@ -196,6 +209,9 @@ class FakeOpenAIServer:
                 behaviour = "answer"
             if isinstance(behaviour, dict) and "status" in behaviour:
                 self._error(h, behaviour)
+                return
+            if self.reply_body is not None:  # a 200 that is not a chat completion
+                self._send_raw(h, self.reply_body)
                 return
             text = self.reply_for(body, behaviour)
             prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
@@ -227,6 +243,53 @@ class FakeOpenAIServer:
                 )
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
             pass
+
+    def _judge(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        user = body["messages"][-1]["content"]
+        with self._lock:
+            self.judged.append({"path": h.path, "body": body})
+        if self.judge_reply is not None:
+            self._send_raw(h, self.judge_reply)
+            return
+        field = {
+            k: re.search(rf"^{k}: (.*)$", user, re.M) for k in ("Source", "Question", "Answer")
+        }
+        source, question, claim = (m.group(1) if m else "" for m in field.values())
+        yes = _words(claim) <= _words(source) | _words(question)
+        first, second = ("Yes", "No") if yes else ("No", "Yes")
+        top = [{"token": first, "logprob": -0.05, "bytes": None},
+               {"token": second.lower(), "logprob": -3.2, "bytes": None}]
+        self._send_json(
+            h,
+            200,
+            {
+                "id": "chatcmpl-fake-judge",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", "fake"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "length",
+                        "message": {"role": "assistant", "content": first},
+                        "logprobs": {
+                            "content": [{**top[0], "top_logprobs": top}]
+                        },
+                    }
+                ],
+                "usage": {"prompt_tokens": len(user.split()), "completion_tokens": 1,
+                          "total_tokens": len(user.split()) + 1},
+            },
+        )
+
+    @staticmethod
+    def _send_raw(h: BaseHTTPRequestHandler, reply: dict[str, Any]) -> None:
+        raw = str(reply["body"]).encode()
+        h.send_response(200)
+        h.send_header("Content-Type", reply.get("content_type", "application/json"))
+        h.send_header("Content-Length", str(len(raw)))
+        h.end_headers()
+        h.wfile.write(raw)
 
     @staticmethod
     def _send_json(

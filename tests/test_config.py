@@ -24,6 +24,9 @@ def test_argument_beats_environment_beats_default(monkeypatch: pytest.MonkeyPatc
         ("ASSISTANT_ABSTAIN_THRESHOLD", "1.5"),  # a probability
         ("ASSISTANT_RELATED_K", "-1"),
         ("ASSISTANT_RELATED_THRESHOLD", "2"),
+        ("ASSISTANT_LLM_MAX_TOKENS", "0"),
+        ("ASSISTANT_LLM_GATE", "1.5"),
+        ("ASSISTANT_LLM_CHECK_CLAIMS", "maybe"),
     ],
 )
 def test_invalid_values_raise_config_error(
@@ -37,3 +40,10 @@ def test_invalid_values_raise_config_error(
 def test_unknown_override_is_refused() -> None:
     with pytest.raises(ConfigError, match="Unknown setting"):
         Settings.load(colour="blue")
+
+
+def test_llm_check_claims_reads_yes_and_no(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings.load().llm_check_claims is True
+    monkeypatch.setenv("ASSISTANT_LLM_CHECK_CLAIMS", "off")
+    assert Settings.load().llm_check_claims is False
+    assert Settings.load(llm_check_claims=True).llm_check_claims is True

@@ -57,7 +57,7 @@ class FakeAssistant:
 
 
 class StreamingFake(FakeAssistant):
-    """Like `Assistant.stream`: draft deltas without markers, then the final `Answer`."""
+    """Like `Assistant.stream`: text deltas, then the final `Answer`."""
 
     def stream(
         self, question: str, history: list[dict[str, str]] | None = None
@@ -429,3 +429,45 @@ def test_an_abstention_carries_its_related_passages_next_to_the_citations(serve:
     extra = resp.model_extra or {}
     assert extra["abstained"] is True and extra["citations"] == []
     assert extra["related"] == [CITATION.to_dict()]
+
+
+FERRY = (
+    "The Millbridge ferry began service in 1887. The bridge was designed by the engineer "
+    "Harriet Coles.\n"
+)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_chat_completions_never_send_an_unsupported_sentence(
+    serve: Serve, tmp_path: Any, encoder: Any, stream: bool
+) -> None:
+    from assistant import Assistant
+    from assistant.llm.client import FakeChatModel
+
+    (tmp_path / "seeds").mkdir()
+    (tmp_path / "seeds" / "ferry.txt").write_text(FERRY, encoding="utf-8")
+    reply = (
+        "The bridge was designed by the engineer Harriet Coles [1]. "
+        "<script>alert(1)</script> She studied under Gustave Eiffel in Paris [1]."
+    )
+    assistant = Assistant(
+        seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index", encoder=encoder,
+        chat_model=FakeChatModel([reply]),
+    )
+    assistant.ingest()
+    client = _client(serve(assistant))
+    messages = [{"role": "user", "content": "Who designed the bridge?"}]
+    shown = "The bridge was designed by the engineer Harriet Coles [1]."
+    if stream:
+        chunks = list(client.chat.completions.create(model="assistant", stream=True,
+                                                     messages=messages))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks)
+        extra = chunks[-1].model_extra or {}
+    else:
+        reply_body = client.chat.completions.create(model="assistant", messages=messages)
+        text, extra = reply_body.choices[0].message.content, reply_body.model_extra or {}
+    assert text == shown and extra["abstained"] is False
+    assert extra["unsupported"] == [
+        "<script>alert(1)</script> She studied under Gustave Eiffel in Paris."
+    ]
+    assert "left out" in extra["notice"]

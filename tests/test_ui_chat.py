@@ -259,3 +259,25 @@ def test_chat_keeps_only_the_fields_it_shows_and_survives_odd_errors(seeds: Path
     assert kept == []  # an error of three parts is not one this UI wrote (it crashed the page)
     event = gr.SelectData(None, {"index": "1", "value": ""})
     assert ui.select(event, [{"question": "q", "answer": answer}], -1) == (gr.skip(), gr.skip())
+
+
+def test_chat_streams_only_verified_sentences_of_a_model_answer(seeds: Path, encoder: Any) -> None:
+    from assistant import Assistant
+    from assistant.llm.client import FakeChatModel
+
+    reply = (
+        "The Brightwater lighthouse was built in 1874 [1]. "
+        "<b>It was painted red by Vikings</b> [1]. Ada Morrow designed it [1]."
+    )
+    assistant = Assistant(
+        seeds_dir=seeds, index_dir=seeds.parent / "index", encoder=encoder,
+        chat_model=FakeChatModel([reply]),
+    )
+    assistant.ingest()
+    steps = list(ChatUI(assistant).respond("When was the lighthouse built, and by whom?", []))
+    drafts = [_last(s[0]) for s in steps[1:-1]]
+    # The first verified sentence shows as soon as it is grounded, before the answer is done.
+    assert drafts and "The Brightwater lighthouse was built in 1874 [1]." in drafts[0]
+    assert "Ada Morrow" not in drafts[0]
+    assert all("Vikings" not in _last(s[0]) for s in steps)
+    assert "Ada Morrow designed it" in _last(steps[-1][0])

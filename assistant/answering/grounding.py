@@ -2,8 +2,11 @@
 
 Each answer sentence is aligned (lexically and by embedding) to the sentence(s) of the blocks it
 cites, or of all blocks when it cites none or the wrong one, and every span is verified against the
-source file. Markers that point nowhere are dropped; the markers the user sees are renumbered to
-the verified citations.
+source file. The names and numbers of a claim must be in the sentence(s) it is aligned to (or, for
+"She…", the sentence just before); a sentence that reads as an instruction to a model supports
+nothing. When the model can score it, a yes/no question "does this sentence say the claim?" is
+asked per claim, so who did what to whom is checked too. Markers that point nowhere are dropped;
+the markers the user sees are renumbered to the verified citations.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from assistant.answering.markers import (
     looks_like_instruction,
     strip_markers,
 )
-from assistant.answering.sources import SourceBlock
+from assistant.answering.sources import REFERRING, SourceBlock
 from assistant.documents.splitter import split_sentences
 from assistant.indexing.lexical import tokenize
 from assistant.types import Citation
@@ -54,14 +57,26 @@ class Grounding:
     dropped_markers: list[int] = field(default_factory=list)
     failed_verification: int = 0
     steps: list[dict[str, Any]] = field(default_factory=list)
+    judged: int = 0  # support questions asked of the model
 
     @property
     def abstained(self) -> bool:
         return not self.citations
 
 
+# P(yes) of the model's support question below which a claim is not shown (docs/llm.md).
+JUDGE_MIN = 0.5
+
+Judge = Callable[[str, str, list[str]], "float | None"]
+
+
 class Grounder:
-    """Maps each sentence of a model answer to verified sentence spans of the source blocks."""
+    """Maps each sentence of a model answer to verified sentence spans of the source blocks.
+
+    One answer at a time, sentence by sentence (`add`), so a stream can show each sentence as soon
+    as it is grounded; `result()` is the whole answer. `judge(question, claim, evidence)`, when
+    given, is the model's P(the evidence says the claim): a claim it doubts is not shown.
+    """
 
     def __init__(
         self,
@@ -69,126 +84,131 @@ class Grounder:
         coverage: Callable[[list[str], set[str]], float],
         encoder: Any,
         reader: SourceReader,
+        blocks: list[SourceBlock],
+        question: str,
+        judge: Judge | None = None,
     ) -> None:
         self.side = side
         self.coverage = coverage
         self.encoder = encoder
         self.reader = reader
+        self.judge = judge
+        self.question = question
         self._tokens: dict[int, set[str]] = {}
-        self._block_tokens: dict[int, set[str]] = {}
-
-    def ground(self, raw: str, blocks: list[SourceBlock], question: str) -> Grounding:
-        by_number = {b.number: b for b in blocks}
-        usable = [
+        self._by_number = {b.number: b for b in blocks}
+        # A sentence addressed to a model (prompt injection) never supports anything.
+        self._usable = [
             s for b in blocks for s in b.sents if not looks_like_instruction(self.side.sent_text[s])
         ]
-        # Names in a claim must occur in the block of the sentence that supports it.
-        self._block_tokens = {
-            s: set().union(*(self._sentence_tokens(t) for t in b.sents))
-            for b in blocks
-            for s in b.sents
-        }
-        q_tokens = tokenize(question)
-        lines = _answer_sentences(raw)
-        claims = [[_Claim.of(_claim_text(s), q_tokens) for s in line] for line in lines]
-        flat = [c for line in claims for c in line]
+        self._q_tokens = tokenize(question)
+        self._keys: dict[tuple[str, int, int], int] = {}
+        self._lines: dict[int, list[str]] = {}
+        self.citations: list[Citation] = []
+        self.unsupported: list[str] = []
+        self.steps: list[dict[str, Any]] = []
+        self.dropped: list[int] = []
+        self.refusals = self.failed = self.judged = 0
+
+    def ground(self, raw: str) -> Grounding:
+        """The whole reply at once."""
+        for line_no, line in enumerate(_answer_sentences(raw)):
+            for sentence in line:
+                self.add(sentence, line_no)
+        return self.result()
+
+    def add(self, sentence: str, line: int = 0) -> str | None:
+        """Ground one reply sentence: its text as shown, with verified markers (a refusal as it
+        is: shown only beside a cited sentence), or None when it is not shown."""
+        claim = _Claim.of(_claim_text(sentence), self._q_tokens)
+        numbers = [
+            int(n) for m in _MARKER.finditer(sentence) for n in re.findall(r"\d+", m.group())
+        ]
+        valid = list(dict.fromkeys(n for n in numbers if n in self._by_number))
+        self.dropped += [n for n in numbers if n not in self._by_number]
+        step: dict[str, Any] = {"sentence": claim.text, "markers": numbers}
+        self.steps.append(step)
+        if not claim.tokens or (claim.own and set(claim.own) <= set(self._q_tokens)):
+            # nothing to ground, or only the question's own words: it answers nothing
+            step["how"] = "unsupported"
+            self.unsupported.append(claim.text)
+            return None
         # A bare "1887." is embedded with its question, or its vector would mean nothing.
-        vecs = (
-            self.encoder.encode([f"{question} {c.text}" if c.short else c.text for c in flat])
-            if flat
-            else np.zeros((0, 1), dtype=np.float32)
-        )
-        keys: dict[tuple[str, int, int], int] = {}
-        citations: list[Citation] = []
-        out_lines, unsupported, steps, dropped = [], [], [], []
-        refusals = failed = 0
-        k = 0
-        for line, line_claims in zip(lines, claims, strict=True):
-            shown = []
-            for sentence, claim in zip(line, line_claims, strict=True):
-                vec = vecs[k]
-                k += 1
-                numbers = [
-                    int(n)
-                    for m in _MARKER.finditer(sentence)
-                    for n in re.findall(r"\d+", m.group())
-                ]
-                valid = list(dict.fromkeys(n for n in numbers if n in by_number))
-                dropped += [n for n in numbers if n not in by_number]
-                step: dict[str, Any] = {"sentence": claim.text, "markers": numbers}
-                chosen, how = self._support(claim, vec, valid, by_number, usable)
-                cited = verify(
-                    [
-                        Citation(
-                            self.side.docs[self.side.sent_doc[s]]["source"],
-                            int(self.side.sent_start[s]),
-                            int(self.side.sent_end[s]),
-                            self.side.sent_text[s],
-                        )
-                        for s in chosen
-                    ],
-                    self.reader,
-                )
-                if chosen and not cited:
-                    failed += 1
-                if cited:
-                    numbers_shown = []
-                    for c in cited:
-                        key = (c.source, c.start, c.end)
-                        if key not in keys:
-                            keys[key] = len(citations) + 1
-                            citations.append(c)
-                        numbers_shown.append(keys[key])
-                    shown.append(_with_markers(claim.text, numbers_shown))
-                    step.update(how=how, cited=numbers_shown)
-                elif is_refusal(claim.text):
-                    refusals += 1
-                    shown.append(claim.text)
-                    step["how"] = "refusal"
-                else:
-                    unsupported.append(claim.text)
-                    step["how"] = "unsupported"
-                steps.append(step)
-            if shown:
-                out_lines.append(" ".join(shown))
-        if not citations:
+        text = f"{self.question} {claim.text}" if claim.short else claim.text
+        vec = self.encoder.encode([text])[0]
+        chosen, how = self._support(claim, vec, valid)
+        cited = verify([self._citation(s) for s in chosen], self.reader)
+        if chosen and not cited:
+            self.failed += 1
+        if cited and self.judge is not None:
+            p = self.judge(self.question, claim.text, [c.quote for c in cited])
+            if p is not None:
+                self.judged += 1
+                step["p_supported"] = round(p, 3)
+                if p < JUDGE_MIN:
+                    step["how"] = "doubted"
+                    self.unsupported.append(claim.text)
+                    return None
+        if cited:
+            shown_numbers = []
+            for c in cited:
+                key = (c.source, c.start, c.end)
+                if key not in self._keys:
+                    self._keys[key] = len(self.citations) + 1
+                    self.citations.append(c)
+                shown_numbers.append(self._keys[key])
+            step.update(how=how, cited=shown_numbers)
+            shown = _with_markers(claim.text, shown_numbers)
+        elif is_refusal(claim.text):
+            self.refusals += 1
+            step["how"] = "refusal"
+            shown = claim.text
+        else:
+            self.unsupported.append(claim.text)
+            step["how"] = "unsupported"
+            return None
+        self._lines.setdefault(line, []).append(shown)
+        return shown
+
+    def result(self) -> Grounding:
+        if not self.citations:
             return Grounding(
                 ABSTAIN_TEXT,
                 [],
-                unsupported,
-                refused=refusals > 0 and not unsupported,
-                dropped_markers=dropped,
-                failed_verification=failed,
-                steps=steps,
+                self.unsupported,
+                refused=self.refusals > 0 and not self.unsupported,
+                dropped_markers=self.dropped,
+                failed_verification=self.failed,
+                steps=self.steps,
+                judged=self.judged,
             )
         return Grounding(
-            "\n".join(out_lines),
-            citations,
-            unsupported,
+            "\n".join(" ".join(shown) for _, shown in sorted(self._lines.items())),
+            self.citations,
+            self.unsupported,
             refused=False,
-            dropped_markers=dropped,
-            failed_verification=failed,
-            steps=steps,
+            dropped_markers=self.dropped,
+            failed_verification=self.failed,
+            steps=self.steps,
+            judged=self.judged,
         )
 
-    def _support(
-        self,
-        claim: _Claim,
-        vec: np.ndarray,
-        valid: list[int],
-        by_number: dict[int, SourceBlock],
-        usable: list[int],
-    ) -> tuple[list[int], str]:
+    def _citation(self, s: int) -> Citation:
+        return Citation(
+            self.side.docs[self.side.sent_doc[s]]["source"],
+            int(self.side.sent_start[s]),
+            int(self.side.sent_end[s]),
+            self.side.sent_text[s],
+        )
+
+    def _support(self, claim: _Claim, vec: np.ndarray, valid: list[int]) -> tuple[list[int], str]:
         """The source sentences that support `claim`: in the cited blocks first, else anywhere."""
-        if not claim.tokens:
-            return [], "unsupported"
         if valid:
-            allowed = set(usable)
-            cands = [s for n in valid for s in by_number[n].sents if s in allowed]
+            allowed = set(self._usable)
+            cands = [s for n in valid for s in self._by_number[n].sents if s in allowed]
             chosen = self._align(claim, vec, cands)
             if chosen:
                 return chosen, "cited"
-        chosen = self._align(claim, vec, usable)
+        chosen = self._align(claim, vec, self._usable)
         return chosen, ("realigned" if valid else "aligned") if chosen else "unsupported"
 
     def _align(self, claim: _Claim, vec: np.ndarray, cands: list[int]) -> list[int]:
@@ -218,16 +238,37 @@ class Grounder:
         claimed, best_numbers = _numbers(claim.own), _numbers(best_tokens)
         # "began in 1923" against "began in 1887": the best match states another number.
         contradicted = bool(claimed and best_numbers and not claimed & best_numbers)
-        context = set().union(*(self._block_tokens.get(s, set()) for s in chosen))
         floor = SHORT_SUPPORT_MIN if claim.short else SUPPORT_MIN
+        min_cov = COVERAGE_MIN
+        if claim.short and self.judge is not None:
+            # A bare answer ("36.") holds in the sentence (checked above); whether that sentence
+            # answers the question is the support question's to say, not the alignment score's
+            # (a long sentence's vector is far from "question + 36").
+            floor = min_cov = 0.0
         supported = (
             0.5 * best_dense + 0.5 * cov >= floor
-            and cov >= COVERAGE_MIN
+            and cov >= min_cov
             and claimed <= _numbers(covered)
             and not contradicted
-            and claim.names <= context | covered
+            and claim.names <= covered | self._referents(chosen)
         )
         return sorted(chosen) if supported else []
+
+    def _referents(self, chosen: list[int]) -> set[str]:
+        """Names a chosen sentence refers to by a pronoun: those of the sentence just before it
+        in the same document, unless that one is excluded (an instruction)."""
+        names: set[str] = set()
+        usable = set(self._usable)
+        for s in chosen:
+            prev = s - 1
+            if (
+                REFERRING.match(self.side.sent_text[s])
+                and prev >= 0
+                and self.side.sent_doc[prev] == self.side.sent_doc[s]
+                and (prev in usable or not looks_like_instruction(self.side.sent_text[prev]))
+            ):
+                names |= self._sentence_tokens(prev)
+        return names
 
     def _sentence_tokens(self, s: int) -> set[str]:
         if s not in self._tokens:
@@ -263,6 +304,42 @@ def _answer_sentences(raw: str) -> list[list[str]]:
         if spans:
             lines.append([line[a:b] for a, b in spans])
     return lines
+
+
+class SentenceStream:
+    """A streamed reply cut into whole sentences: `feed` gives each one once the next has begun
+    (so a marker after its stop is still its own), `flush` the rest at the end."""
+
+    def __init__(self) -> None:
+        self._text = ""
+        self._given = 0
+
+    def feed(self, delta: str) -> list[tuple[int, str]]:
+        self._text += delta
+        return self._take(final=False)
+
+    def complete(self) -> list[tuple[int, str]]:
+        """The sentences that are whole so far (the reading stops here)."""
+        return self._take(final=False)
+
+    def flush(self) -> list[tuple[int, str]]:
+        return self._take(final=True)
+
+    def _take(self, final: bool) -> list[tuple[int, str]]:
+        flat = [(n, s) for n, line in enumerate(_answer_sentences(self._text)) for s in line]
+        end = len(flat)
+        if not final:  # the last sentence with words may still be growing
+            words = [i for i, (_, s) in enumerate(flat) if re.search(r"\w", strip_markers(s))]
+            end = words[-1] if words else 0
+        out = flat[self._given : end]
+        self._given = max(self._given, end)
+        return out
+
+
+def whole_sentences(text: str) -> str:
+    """`text` up to the end of its last whole sentence (all of it when none ends)."""
+    m = re.search(r"^.*[.!?…](?:\s*" + _MARKER.pattern + r")*", text, re.S)
+    return m.group() if m else text
 
 
 def _claim_text(sentence: str) -> str:

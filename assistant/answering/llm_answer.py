@@ -15,15 +15,29 @@ from typing import Any
 
 from assistant.answering.citations import SourceReader
 from assistant.answering.extractive import ABSTAIN_TEXT
-from assistant.answering.grounding import Grounder
-from assistant.answering.markers import MarkerFilter
+from assistant.answering.grounding import Grounder, SentenceStream, whole_sentences
 from assistant.answering.sources import build_blocks, format_history, format_sources
+from assistant.config import Settings
 from assistant.errors import BackendError
 from assistant.llm.client import ChatModel, Usage
 from assistant.llm.prompts import render
 from assistant.types import Answer, Citation
 
 log = logging.getLogger(__name__)
+
+
+# The model is asked when some retrieved sentence is about the question at all: its `support`
+# (0.85 x MiniLM cosine + 0.15 x word coverage, retrieve.py) reaches `Settings.llm_gate`. That is
+# far below the extractive threshold (0.365): the model, not the extractive answerer's rules,
+# decides whether the sources answer; grounding then checks what it says. Calibrated on the dev
+# cases (docs/llm.md).
+def relevant(evidence: list[Any], threshold: float) -> tuple[bool, float]:
+    """The LLM gate: is any retrieved sentence about the question? (and the best relevance)"""
+    best = max((float(e.support) for e in evidence), default=0.0)
+    return best >= threshold, best
+
+
+CHARS_PER_TOKEN = 6  # generous: reading stops at llm_max_tokens x this many characters
 
 
 class LLMAnswerer:
@@ -40,17 +54,19 @@ class LLMAnswerer:
         model: ChatModel,
         reader: SourceReader,
         fallback: Callable[[str, list[dict[str, str]] | None], Answer],
+        settings: Settings | None = None,
     ) -> None:
         self.engine = engine
         self.encoder = encoder
         self.model = model
         self.reader = reader
         self.fallback = fallback
+        self.settings = settings or Settings()
 
     def run(
         self, question: str, history: list[dict[str, str]] | None, *, stream: bool, t0: float
     ) -> Iterator[str | Answer]:
-        """Yield text deltas (when streaming), then the final `Answer`."""
+        """Yield verified text (when streaming: each sentence once grounded), then the `Answer`."""
         retriever, answerer = self.engine.retriever, self.engine.answerer
         timings: dict[str, float] = {"load": (time.perf_counter() - t0) * 1000}
         trace: dict[str, Any] = {"model": self.model.name}
@@ -68,14 +84,14 @@ class LLMAnswerer:
 
         t1 = time.perf_counter()
         retrieval = retriever.retrieve(standalone)
-        picks, confidence = answerer.pick(standalone, retrieval.question_tokens, retrieval.evidence)
+        gate_open, relevance = relevant(retrieval.evidence, self.settings.llm_gate)
         t2 = time.perf_counter()
         timings["retrieve"] = (t2 - t1) * 1000
         timings.update({f"retrieve.{k}": v for k, v in retrieval.timings_ms.items()})
         trace.update(
             {
-                "confidence": round(confidence, 4),
-                "threshold": answerer.threshold,
+                "relevance": round(relevance, 4),
+                "gate_threshold": self.settings.llm_gate,
                 "search_text": standalone,
                 "chunk_spans": [self.engine.chunk_span(p) for p, _ in retrieval.chunks],
                 "evidence": [
@@ -83,7 +99,7 @@ class LLMAnswerer:
                 ],
             }
         )
-        if not picks:  # retrieval-gated abstention: nothing relevant, so the model is not asked
+        if not gate_open:  # nothing retrieved is about the question, so the model is not asked
             trace["gate"] = "retrieval"
             answer = self._answer(ABSTAIN_TEXT, True, [], timings, question, t0, usage, trace)
             if stream:
@@ -91,13 +107,15 @@ class LLMAnswerer:
             yield answer
             return
 
+        # The extractive answerer only orders the evidence here (its pick first); it gates nothing.
+        picks, confidence = answerer.pick(standalone, retrieval.question_tokens, retrieval.evidence)
+        trace["confidence"] = round(confidence, 4)
         seeds = [p.evidence.sent for p in picks] + [e.sent for e in retrieval.evidence]
         blocks = build_blocks(self.engine.side, seeds)
         messages = render(
             "answer",
             sources=format_sources(blocks),
             question=standalone,
-            abstain_text=ABSTAIN_TEXT,
             n_sources=len(blocks),
         )
         trace["sources"] = [
@@ -111,39 +129,82 @@ class LLMAnswerer:
         ]
         trace["prompt"] = messages
 
-        streamed = False
+        judge = _Judge(self.model) if self.settings.llm_check_claims else None
+        grounder = Grounder(
+            self.engine.side,
+            retriever.coverage,
+            self.encoder,
+            self.reader,
+            blocks,
+            standalone,
+            judge.ask if judge else None,
+        )
+        limit = self.settings.llm_max_tokens * CHARS_PER_TOKEN
+        shown = _Shown()
+        t_verify = 0.0
         try:
             if stream:
+                sentences = SentenceStream()
                 parts: list[str] = []
-                cleaner = MarkerFilter()
-                for item in self.model.stream(messages):
-                    if isinstance(item, Usage):
-                        usage = item + usage
-                        continue
-                    parts.append(item)
-                    if piece := cleaner.feed(item):
-                        streamed = True
-                        yield piece
-                if (piece := cleaner.flush().rstrip()) and streamed:
-                    yield piece
+                length = 0
+                replies = self.model.stream(messages)
+                try:
+                    for item in replies:
+                        if isinstance(item, Usage):
+                            trace["answer_usage"] = item.to_dict()
+                            usage = item + usage
+                            continue
+                        parts.append(item)
+                        length += len(item)
+                        done = sentences.feed(item)
+                        if length >= limit:  # past the bound: stop reading, ground what is whole
+                            trace["cut"] = True
+                            break
+                        t = time.perf_counter()
+                        pieces = [
+                            p
+                            for line, sentence in done
+                            for p in shown.add(grounder, sentence, line)
+                        ]
+                        t_verify += time.perf_counter() - t
+                        yield from pieces
+                finally:
+                    close = getattr(replies, "close", None)
+                    if close:
+                        close()
+                t = time.perf_counter()
+                rest = sentences.complete() if trace.get("cut") else sentences.flush()
+                pieces = [p for line, sentence in rest for p in shown.add(grounder, sentence, line)]
+                pieces += shown.finish(grounder)
+                t_verify += time.perf_counter() - t
+                yield from pieces
                 raw = "".join(parts)
             else:
                 raw, used = self.model.complete(messages)
+                trace["answer_usage"] = used.to_dict() if used else None
                 usage = used + usage if used else usage
+                if len(raw) > limit:
+                    trace["cut"] = True
+                    raw = whole_sentences(raw[:limit])
         except BackendError as exc:
             timings["generate"] = (time.perf_counter() - t2) * 1000
             yield from self._fall_back(
-                standalone, None, exc, timings, t0, stream, streamed, original=question
+                standalone, None, exc, timings, t0, stream, shown.any, original=question
             )
             return
         t3 = time.perf_counter()
-        timings["generate"] = (t3 - t2) * 1000
         trace["raw_answer"] = raw
-
-        grounding = Grounder(
-            self.engine.side, retriever.coverage, self.encoder, self.reader
-        ).ground(raw, blocks, standalone)
-        timings["verify"] = (time.perf_counter() - t3) * 1000
+        if stream:
+            grounding = grounder.result()
+        else:
+            grounding = grounder.ground(raw)
+            t_verify = time.perf_counter() - t3
+        timings["generate"] = (t3 - t2 - (t_verify if stream else 0.0)) * 1000
+        timings["verify"] = t_verify * 1000
+        if judge:
+            timings["judge"] = judge.seconds * 1000
+            usage = judge.usage + usage if judge.usage else usage
+            trace["judge"] = {"asked": judge.asked, "failed": judge.failed}
         trace.update(
             {
                 "dropped_markers": grounding.dropped_markers,
@@ -164,6 +225,18 @@ class LLMAnswerer:
                 notice = "The index is out of date with the documents; run `assistant ingest`."
             elif grounding.unsupported:
                 notice = "The model's answer is not supported by the documents, so it is not shown."
+        elif grounding.unsupported:
+            n = len(grounding.unsupported)
+            notice = (
+                f"{n} sentence{'s' if n > 1 else ''} of the model's answer "
+                f"{'were' if n > 1 else 'was'} left out: not supported by the documents."
+            )
+        if trace.get("cut"):
+            cut = (
+                f"The model's answer was cut at the limit of {self.settings.llm_max_tokens} "
+                "tokens (ASSISTANT_LLM_MAX_TOKENS)."
+            )
+            notice = f"{notice} {cut}" if notice else cut
         answer = self._answer(
             grounding.text,
             grounding.abstained,
@@ -176,8 +249,6 @@ class LLMAnswerer:
             notice,
             grounding.unsupported,
         )
-        if stream and not streamed:
-            yield answer.text
         yield answer
 
     def condense(self, question: str, history: list[dict[str, str]]) -> tuple[str, Usage | None]:
@@ -242,3 +313,69 @@ class LLMAnswerer:
         if stream and not streamed:
             yield answer.text
         yield answer
+
+
+class _Shown:
+    """What a stream has shown: verified sentences as they come; refusals held back until a
+    cited sentence shows (alone, a refusal gives way to the one abstention text)."""
+
+    def __init__(self) -> None:
+        self.any = False
+        self._line: int | None = None
+        self._held: list[tuple[int, str]] = []
+
+    def add(self, grounder: Grounder, sentence: str, line: int) -> list[str]:
+        text = grounder.add(sentence, line)
+        if text is None:
+            return []
+        if grounder.steps[-1].get("how") == "refusal":
+            self._held.append((line, text))
+            return []
+        out = [self._emit(ln, t) for ln, t in [*self._held, (line, text)]]
+        self._held = []
+        return out
+
+    def finish(self, grounder: Grounder) -> list[str]:
+        if not grounder.citations:
+            return [] if self.any else [ABSTAIN_TEXT]
+        out = [self._emit(ln, t) for ln, t in self._held]
+        self._held = []
+        return out
+
+    def _emit(self, line: int, text: str) -> str:
+        sep = "" if self._line is None else (" " if line == self._line else "\n")
+        self._line, self.any = line, True
+        return sep + text
+
+
+class _Judge:
+    """The model's yes/no support question per claim; after a failure it is asked no more."""
+
+    def __init__(self, model: ChatModel) -> None:
+        self.model = model
+        self.asked = self.failed = 0
+        self.seconds = 0.0
+        self.usage: Usage | None = None
+
+    def ask(self, question: str, claim: str, evidence: list[str]) -> float | None:
+        judge = getattr(self.model, "judge", None)
+        if judge is None or self.failed:
+            return None
+        messages = render(
+            "support", evidence=" ".join(evidence), question=question, claim=claim
+        )
+        t = time.perf_counter()
+        try:
+            result = judge(messages)
+        except BackendError as exc:
+            log.warning("The support check failed; grounding without it: %s", exc.message)
+            self.failed += 1
+            return None
+        finally:
+            self.seconds += time.perf_counter() - t
+        if result is None:
+            return None
+        self.asked += 1
+        p, used = result
+        self.usage = used + self.usage if used else self.usage
+        return p

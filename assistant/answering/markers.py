@@ -19,7 +19,9 @@ _REFUSAL = re.compile(
     r"(documents?|sources?|context|texts?)"
     r"|\b(no|not enough|insufficient) information\b"
     r"|\bI (do not|don[’']t|cannot|can[’']t) (know|answer|find|tell)\b"
-    r"|\bcannot be (determined|answered|found)\b",
+    r"|\bcannot be (determined|answered|found)\b"
+    r"|\b(no|none of the) (sources?|documents?)\b[^.]*?\b(is|are|says?|mentions?|contains?|holds?|"
+    r"gives?|answers?|provides?)\b",
     re.I,
 )
 _INSTRUCTION = re.compile(

@@ -166,6 +166,9 @@ def run_case(assistant: Any, case: dict[str, Any], corpus_texts: dict[str, str])
         "n_citations": len(valid),
         "chars_cited": sum(c.end - c.start for c in ans.citations),
         "confidence": ans.trace.get("confidence"),
+        # LLM mode: the answer call's prompt tokens (the cost on a CPU) and what grounding left out
+        "prompt_tokens": (ans.trace.get("answer_usage") or {}).get("prompt_tokens"),
+        "unsupported": list(ans.unsupported),
     }
     chunk_spans = ans.trace.get("chunk_spans", [])
     if case["answerable"]:

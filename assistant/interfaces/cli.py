@@ -208,7 +208,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _stream_to_terminal(assistant: Any, question: str) -> Any:
-    """Show the model's words as they arrive, then erase them: the verified answer replaces them."""
+    """Show each verified sentence as it arrives, then erase them: the final answer replaces them
+    (the same text, unless the model failed midway and the offline answer stands in)."""
     import shutil
 
     shown, answer = "", None

@@ -1,8 +1,10 @@
 """An OpenAI-compatible `POST /v1/chat/completions` over `Assistant`, with the citations added.
 
 The only module that imports fastapi. Replies have the shape of OpenAI chat completions plus
-`citations` (verified character spans), `abstained` and `mode`; with `"stream": true` they are
-server-sent events whose last chunk carries them and the final `answer` text with `[n]` markers.
+`citations` (verified character spans), `abstained`, `mode`, and `notice` / `unsupported` (the
+model's sentences left out) when there are any; with `"stream": true` they are server-sent events
+of the verified text, sentence by sentence with its `[n]` markers (an unsupported sentence is
+never sent), whose last chunk carries them and the final `answer` text.
 """
 
 from __future__ import annotations
@@ -461,6 +463,8 @@ def _extras(answer: Answer) -> dict[str, Any]:
         out["notice"] = answer.notice
     if answer.related:  # an abstention's closest passages: related, not an answer
         out["related"] = [c.to_dict() for c in answer.related]
+    if answer.unsupported:
+        out["unsupported"] = list(answer.unsupported)
     return out
 
 

@@ -8,6 +8,7 @@ message names the server and the HTTP status but never the API key.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from collections import deque
@@ -64,6 +65,10 @@ class ChatModel(Protocol):
         """The reply as text deltas; a `Usage` may come last."""
         ...
 
+    def judge(self, messages: list[Message]) -> tuple[float, Usage | None] | None:
+        """P(the reply is "yes") for a yes/no question, or None when the model cannot say."""
+        ...
+
 
 def llm_configured() -> bool:
     """True when the environment points at a model server (`auto` mode then uses the LLM)."""
@@ -95,6 +100,7 @@ class OpenAIChatModel:
         timeout: float = 30.0,
         retries: int = 2,
         temperature: float = 0.0,
+        max_tokens: int = 300,
     ) -> None:
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
@@ -113,6 +119,7 @@ class OpenAIChatModel:
         self._secret = api_key
         self.name = model
         self.temperature = temperature
+        self.max_tokens = max_tokens
         self.timeout = timeout
         self.retries = retries
         parsed = urlparse(base_url or "https://api.openai.com/v1")
@@ -131,20 +138,63 @@ class OpenAIChatModel:
             timeout=settings.llm_timeout,
             retries=settings.llm_retries,
             temperature=settings.llm_temperature,
+            max_tokens=settings.llm_max_tokens,
         )
 
     def __repr__(self) -> str:
         return f"OpenAIChatModel(model={self.name!r}, server={self.where!r})"
 
     def complete(self, messages: list[Message]) -> tuple[str, Usage | None]:
+        resp = self._create(messages, max_tokens=self.max_tokens)
+        text = (resp.choices[0].message.content or "") if resp.choices else ""
+        return text, _usage(resp.usage)
+
+    def judge(self, messages: list[Message]) -> tuple[float, Usage | None] | None:
+        """P(yes) from the first token's top logprobs (yes/no in any case); the reply alone if the
+        server sends none. A one-token request: about 0.7 s for a short prompt on a 2-core CPU."""
+        resp = self._create(messages, max_tokens=1, logprobs=True, top_logprobs=10)
+        if not resp.choices:
+            return None
+        choice = resp.choices[0]
+        yes = no = 0.0
+        content = getattr(choice.logprobs, "content", None) if choice.logprobs else None
+        for top in (content[0].top_logprobs or []) if content else []:
+            word = top.token.strip().lower()
+            if word == "yes":
+                yes += math.exp(top.logprob)
+            elif word == "no":
+                no += math.exp(top.logprob)
+        if yes + no > 0:
+            return yes / (yes + no), _usage(resp.usage)
+        word = (choice.message.content or "").strip().lower()
+        if word.startswith("yes"):
+            return 1.0, _usage(resp.usage)
+        if word.startswith("no"):
+            return 0.0, _usage(resp.usage)
+        return None
+
+    def _create(self, messages: list[Message], **options: Any) -> Any:
+        """One non-streaming chat completion; any failure, a malformed reply too, is a
+        `BackendError`."""
         try:
             resp = self._client.chat.completions.create(
-                model=self.name, messages=messages, temperature=self.temperature
+                model=self.name, messages=messages, temperature=self.temperature, **options
             )  # type: ignore[arg-type]
         except self._openai.OpenAIError as exc:
             raise self._backend_error(exc) from None
-        text = (resp.choices[0].message.content or "") if resp.choices else ""
-        return text, _usage(resp.usage)
+        except ValueError as exc:  # a 200 whose body is not JSON (json.JSONDecodeError)
+            raise self._malformed(type(exc).__name__) from None
+        # A 200 with another content type (text/html) comes back as a plain string.
+        if not isinstance(getattr(resp, "choices", None), list):
+            raise self._malformed(type(resp).__name__)
+        return resp
+
+    def _malformed(self, what: str) -> BackendError:
+        return BackendError(
+            f"The model server at {self.where} answered with something that is not a chat "
+            f"completion ({what}).",
+            "Check that OPENAI_BASE_URL points at an OpenAI-compatible /v1 API.",
+        )
 
     def stream(self, messages: list[Message]) -> Iterator[str | Usage]:
         try:
@@ -152,6 +202,7 @@ class OpenAIChatModel:
                 model=self.name,
                 messages=messages,
                 temperature=self.temperature,  # type: ignore[arg-type]
+                max_tokens=self.max_tokens,
                 stream=True,
                 stream_options={"include_usage": True},
             )
@@ -255,9 +306,15 @@ class FakeChatModel:
 
     name = "fake"
 
-    def __init__(self, replies: Iterable[Reply] = ()) -> None:
+    def __init__(
+        self,
+        replies: Iterable[Reply] = (),
+        judge: Callable[[list[Message]], float | None] | None = None,
+    ) -> None:
         self._queue: deque[Reply] = deque(replies)
+        self._judge = judge
         self.history: list[list[Message]] = []
+        self.judged: list[list[Message]] = []  # the yes/no support questions asked
 
     def enqueue(self, *replies: Reply) -> None:
         self._queue.extend(replies)
@@ -279,6 +336,12 @@ class FakeChatModel:
     def complete(self, messages: list[Message]) -> tuple[str, Usage | None]:
         text = self._next(messages)
         return text, self._usage(messages, text)
+
+    def judge(self, messages: list[Message]) -> tuple[float, Usage | None] | None:
+        """`judge(messages)` of the constructor (None without one: no support check)."""
+        self.judged.append([dict(m) for m in messages])
+        p = self._judge(messages) if self._judge else None
+        return None if p is None else (p, self._usage(messages, "yes"))
 
     def stream(self, messages: list[Message]) -> Iterator[str | Usage]:
         text = self._next(messages)
