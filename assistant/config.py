@@ -37,6 +37,13 @@ class Settings:
     llm_timeout: float = 30.0  # seconds per attempt
     llm_retries: int = 2  # extra attempts after a timeout, connection error, 429 or 5xx
     llm_temperature: float = 0.0
+    # local mode: a llama.cpp server the assistant starts itself (docs/llm.md, "Local mode")
+    local_model: Path | None = None  # a GGUF file; default: the `local` extra's model
+    llama_server: Path | None = None  # a llama-server binary; default: PATH, else the extra's
+    local_threads: int = 0  # 0: one per core
+    local_ctx_size: int = 4096  # tokens of context (prompt + answer)
+    local_start_timeout: float = 180.0  # seconds to wait for the server to load the model
+    local_timeout: float = 300.0  # seconds per request (a CPU answers slowly)
     # chat UI and HTTP API (`assistant serve`)
     ui_auth: str = field(default="", repr=False)  # "user:password"; empty: no login required
     ui_queue_size: int = 16  # requests queued or running per API; more are turned away
@@ -81,9 +88,9 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        if self.mode not in ("auto", "extractive", "llm"):
+        if self.mode not in ("auto", "extractive", "llm", "local"):
             raise ConfigError(
-                f"ASSISTANT_MODE must be auto, extractive or llm, not {self.mode!r}.",
+                f"ASSISTANT_MODE must be auto, extractive, llm or local, not {self.mode!r}.",
                 "Unset it to use the default (auto).",
             )
         for name in ("chunk_sentences", "chunk_max_chars", "top_k", "candidate_k",
@@ -95,6 +102,14 @@ class Settings:
                 "llm_timeout must be positive, llm_retries at least 0 and llm_temperature "
                 "between 0 and 2.",
                 "Check ASSISTANT_LLM_TIMEOUT, ASSISTANT_LLM_RETRIES and ASSISTANT_LLM_TEMPERATURE.")
+        if self.local_threads < 0 or self.local_ctx_size < 512:
+            raise ConfigError(
+                "local_threads must be at least 0 (0: one per core) and local_ctx_size at least "
+                "512.", "Check ASSISTANT_LOCAL_THREADS and ASSISTANT_LOCAL_CTX_SIZE.")
+        if not (self.local_start_timeout > 0 and self.local_timeout > 0):
+            raise ConfigError(
+                "local_start_timeout and local_timeout must be positive.",
+                "Check ASSISTANT_LOCAL_START_TIMEOUT and ASSISTANT_LOCAL_TIMEOUT.")
         if not self.llm_model.strip():
             raise ConfigError("llm_model must not be empty.", "Check ASSISTANT_LLM_MODEL.")
         if self.ui_queue_size < 1:

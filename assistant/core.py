@@ -25,7 +25,8 @@ class Assistant:
     `ASSISTANT_INDEX_DIR`, `ASSISTANT_MODE`, ...), which override the defaults; see README.md.
     `encoder` and `store` may be injected (tests, benchmarks); by default they are created lazily.
     `chat_model` (an `llm.ChatModel`) may be injected too; by default LLM mode talks to OpenAI or
-    the server at `OPENAI_BASE_URL` (see docs/llm.md).
+    the server at `OPENAI_BASE_URL`, and local mode to a llama.cpp server it starts itself and
+    stops at `close()` or exit (see docs/llm.md). `with Assistant(...) as a:` closes it.
     """
 
     def __init__(self, *, seeds_dir: str | Path | None = None, index_dir: str | Path | None = None,
@@ -75,7 +76,7 @@ class Assistant:
 
     @property
     def mode(self) -> str:
-        """The answering mode that runs: `llm` or `extractive` (`auto` is resolved here)."""
+        """The answering mode that runs: `llm`, `local` or `extractive` (`auto` resolved here)."""
         if self.settings.mode != "auto":
             return self.settings.mode
         from assistant.llm.client import llm_configured
@@ -85,11 +86,42 @@ class Assistant:
     @property
     def chat_model(self) -> Any:
         with self._lock:
-            if self._chat_model is None:
+            if self._chat_model is None and self.mode == "local":
+                from assistant.llm.local import LocalChatModel
+
+                self._chat_model = LocalChatModel.from_settings(self.settings)
+            elif self._chat_model is None:
                 from assistant.llm.client import OpenAIChatModel
 
                 self._chat_model = OpenAIChatModel.from_settings(self.settings)
             return self._chat_model
+
+    @property
+    def model_name(self) -> str | None:
+        """The chat model's name in LLM and local mode (None in extractive mode)."""
+        if self.mode == "extractive":
+            return None
+        if self.mode == "local" or self._chat_model is not None:
+            return str(self.chat_model.name)
+        return self.settings.llm_model
+
+    def start_model(self) -> float:
+        """Start the local model server now instead of at the first question (`serve` does);
+        the seconds it took. Raises `LocalModelError` when it cannot start."""
+        start = getattr(self.chat_model, "start", None) if self.mode == "local" else None
+        return float(start()) if start else 0.0
+
+    def close(self) -> None:
+        """Stop the local model server, if one runs (it is stopped at exit anyway)."""
+        close = getattr(self._chat_model, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> Assistant:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- public API -----------------------------------------------------------------------------
     def ingest(self, *, rebuild: bool = False, progress: bool = False) -> IngestSummary:
@@ -105,7 +137,7 @@ class Assistant:
 
     def ask(self, question: str, *, history: list[dict[str, str]] | None = None) -> Answer:
         """Answer a question from the documents, with verified citations (or abstain)."""
-        if self.mode == "llm":
+        if self.mode in ("llm", "local"):
             *_, answer = self._ask_llm(question, history, stream=False)
             return answer
         return self._ask_extractive(question, history)
@@ -117,7 +149,7 @@ class Assistant:
         The deltas are a draft without citation markers; the final `Answer` is authoritative: its
         text carries the verified markers and leaves out unsupported sentences.
         """
-        if self.mode == "llm":
+        if self.mode in ("llm", "local"):
             yield from self._ask_llm(question, history, stream=True)
             return
         answer = self._ask_extractive(question, history)
@@ -131,12 +163,18 @@ class Assistant:
         t0 = time.perf_counter()
         question = self._check_question(question)
         engine = self._ensure_engine()
-        answerer = LLMAnswerer(engine, self.encoder, self.chat_model, self._reader,
-                               self._ask_extractive)
+        model = self.chat_model
+        if hasattr(model, "last_start_seconds"):
+            model.last_start_seconds = 0.0
+        answerer = LLMAnswerer(engine, self.encoder, model, self._reader, self._ask_extractive)
         for item in answerer.run(question, history, stream=stream, t0=t0):
             if isinstance(item, Answer):
                 item.trace.setdefault("index_version", engine.manifest["version"])
                 item.sources = item.sources or engine.titles(item.citations)
+                if self.mode == "local":  # the local server's start-up, paid by this ask
+                    item.mode = "local" if item.mode == "llm" else item.mode
+                    if started := getattr(model, "last_start_seconds", 0.0):
+                        item.timings_ms["local_start"] = started * 1000
             yield item
 
     def _ask_extractive(self, question: str, history: list[dict[str, str]] | None) -> Answer:

@@ -6,7 +6,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from typing import Any
 
 from assistant.errors import AssistantError, ConfigError
@@ -22,9 +24,10 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _mode(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mode", choices=("auto", "extractive", "llm"),
+    p.add_argument("--mode", choices=("auto", "extractive", "llm", "local"),
                    help="answering mode (ASSISTANT_MODE; auto = llm when OPENAI_API_KEY or "
-                        "OPENAI_BASE_URL is set, else extractive)")
+                        "OPENAI_BASE_URL is set, else extractive; local = a llama.cpp model "
+                        "the assistant runs itself)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else
                         os.environ.get("ASSISTANT_LOG_LEVEL", "WARNING").upper(),
                         format="%(levelname)s %(name)s: %(message)s")
+    previous = _exit_on_sigterm()
     try:
         return _run(args)
     except AssistantError as exc:
@@ -89,6 +93,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm() -> Any:
+    """SIGTERM ends the command like Ctrl+C does, so a local model server is stopped on the way
+    out (Python's default would die without running atexit). The previous handler, or None."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, terminate)
 
 
 def _assistant(args: argparse.Namespace) -> Any:
@@ -113,11 +132,11 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"duplicate {dup}: same text as {kept}, indexed once", file=sys.stderr)
         return 0
     if args.command == "ask":
-        assistant = _assistant(args)
-        if not args.json and sys.stdout.isatty() and assistant.mode == "llm":
-            answer = _stream_to_terminal(assistant, args.question)
-        else:
-            answer = assistant.ask(args.question)
+        with _assistant(args) as assistant:
+            if not args.json and sys.stdout.isatty() and assistant.mode in ("llm", "local"):
+                answer = _stream_to_terminal(assistant, args.question)
+            else:
+                answer = assistant.ask(args.question)
         if args.json:
             print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         else:
@@ -172,7 +191,16 @@ def _serve(args: argparse.Namespace) -> int:
             f"The chat UI needs the {exc.name} package, which is not installed.",
             "Install it with: pip install 'assistant[ui]'",
         ) from None
-    return serve(assistant, host=args.host, port=args.port)
+    with assistant:
+        if assistant.mode == "local":  # once, before the first question
+            try:
+                seconds = assistant.start_model()
+                print(f"Local model {assistant.model_name} ready in {seconds:.1f} s.",
+                      file=sys.stderr, flush=True)
+            except AssistantError as exc:
+                print(f"warning: {exc} Answers are offline extractive until it is fixed.",
+                      file=sys.stderr, flush=True)
+        return serve(assistant, host=args.host, port=args.port)
 
 
 if __name__ == "__main__":
