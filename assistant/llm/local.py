@@ -381,7 +381,8 @@ class LocalChatModel:
     """A `ChatModel` backed by a `LocalServer`: starts it on first use, again if it died."""
 
     def __init__(self, server: LocalServer | None, *, name: str = "", timeout: float = 300.0,
-                 temperature: float = 0.0, failure: LocalModelError | None = None) -> None:
+                 temperature: float = 0.0, failure: LocalModelError | None = None,
+                 extra_body: dict[str, Any] | None = None) -> None:
         self.server = server
         self.name = server.name if server is not None else name
         self.timeout = timeout
@@ -389,6 +390,7 @@ class LocalChatModel:
         self.last_start_seconds = 0.0  # what the latest call paid to start the server
         self._client: OpenAIChatModel | None = None
         self._failure = failure  # raised by every call: a missing file does not heal itself
+        self.extra_body = extra_body  # e.g. {"cache_prompt": False} for benchmarks
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalChatModel:
@@ -425,7 +427,8 @@ class LocalChatModel:
         if self._client is None or self._client.where != f"127.0.0.1:{self.server.port}":
             self._client = OpenAIChatModel(self.name, api_key=self.server.api_key,
                                            base_url=self.server.base_url, timeout=self.timeout,
-                                           retries=0, temperature=self.temperature)
+                                           retries=0, temperature=self.temperature,
+                                           extra_body=self.extra_body)
         return self.last_start_seconds
 
     def complete(self, messages: list[Message]) -> tuple[str, Usage | None]:
