@@ -44,6 +44,7 @@ class Settings:
     local_ctx_size: int = 4096  # tokens of context (prompt + answer)
     local_start_timeout: float = 180.0  # seconds to wait for the server to load the model
     local_timeout: float = 300.0  # seconds per request (a CPU answers slowly)
+    local_max_tokens: int = 512  # cap on an answer: a small model may loop to the context end
     # chat UI and HTTP API (`assistant serve`)
     ui_auth: str = field(default="", repr=False)  # "user:password"; empty: no login required
     ui_queue_size: int = 16  # requests queued or running per API; more are turned away
@@ -102,10 +103,12 @@ class Settings:
                 "llm_timeout must be positive, llm_retries at least 0 and llm_temperature "
                 "between 0 and 2.",
                 "Check ASSISTANT_LLM_TIMEOUT, ASSISTANT_LLM_RETRIES and ASSISTANT_LLM_TEMPERATURE.")
-        if self.local_threads < 0 or self.local_ctx_size < 512:
+        if self.local_threads < 0 or self.local_ctx_size < 512 or self.local_max_tokens < 1:
             raise ConfigError(
-                "local_threads must be at least 0 (0: one per core) and local_ctx_size at least "
-                "512.", "Check ASSISTANT_LOCAL_THREADS and ASSISTANT_LOCAL_CTX_SIZE.")
+                "local_threads must be at least 0 (0: one per core), local_ctx_size at least 512 "
+                "and local_max_tokens at least 1.",
+                "Check ASSISTANT_LOCAL_THREADS, ASSISTANT_LOCAL_CTX_SIZE and "
+                "ASSISTANT_LOCAL_MAX_TOKENS.")
         if not (self.local_start_timeout > 0 and self.local_timeout > 0):
             raise ConfigError(
                 "local_start_timeout and local_timeout must be positive.",

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+MAX_TOKENS = 256
 SETS = {"faq": "faq", "policy": "policy", "abstracts": "abstracts", "report": "report_src"}
 STARTER_REFUSAL = re.compile(
     r"\b(does not|doesn't|do not|don't|did not|is not|isn't|are not|aren't|cannot|can't|no)\b"
@@ -100,6 +101,8 @@ def run_ours(model: Any, cases: list[tuple[str, dict[str, Any]]], work: Path,
                      "correct": correct(case, answer.text, answer.abstained),
                      "mode": answer.mode, "abstained": answer.abstained,
                      "citations": len(answer.citations), "answer": answer.text})
+        print(f"ours {case['id']}: {total:.1f} s, correct={rows[-1]['correct']}",
+              file=sys.stderr, flush=True)
     return rows
 
 
@@ -135,6 +138,7 @@ def run_starter(server: Any, cases: list[tuple[str, dict[str, Any]]], embed: Any
     get_dispatcher().add_event_handler(Prompts())
     llm = OpenAILike(model=server.name, api_base=server.base_url, api_key=server.api_key,
                      is_chat_model=True, temperature=0.0, timeout=600, max_retries=0,
+                     max_tokens=MAX_TOKENS,
                      context_window=server.ctx_size,
                      additional_kwargs={"extra_body": {"cache_prompt": False}})
     rows, engines = [], {}
@@ -158,6 +162,8 @@ def run_starter(server: Any, cases: list[tuple[str, dict[str, Any]]], embed: Any
                      "prompt_tokens": sum(tokenize_count(base, server.api_key, s) for s in sent),
                      "correct": correct(case, text, refused), "abstained": refused,
                      "citations": 0, "answer": text})
+        print(f"starter {case['id']}: {total:.1f} s, correct={rows[-1]['correct']}",
+              file=sys.stderr, flush=True)
     return rows
 
 
@@ -194,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = Settings.load(mode="local")
     model = LocalChatModel.from_settings(settings)
-    model.extra_body = {"cache_prompt": False}  # each request pays for its whole prompt
+    # each request pays for its whole prompt; both sides' answers are capped alike
+    model.extra_body = {"cache_prompt": False, "max_tokens": MAX_TOKENS}
     t = time.perf_counter()
     model.start()
     start_s = time.perf_counter() - t

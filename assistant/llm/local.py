@@ -398,7 +398,9 @@ class LocalChatModel:
         ask can still give the offline answer with the reason as its notice."""
         explicit = settings.local_model
         name = model_name(explicit, default=False) if explicit else DEFAULT_MODEL_NAME
-        options = {"timeout": settings.local_timeout, "temperature": settings.llm_temperature}
+        options: dict[str, Any] = {"timeout": settings.local_timeout,
+                                   "temperature": settings.llm_temperature,
+                                   "extra_body": {"max_tokens": settings.local_max_tokens}}
         try:
             binary, env = find_binary(settings.llama_server)
             if explicit is not None:
