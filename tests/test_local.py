@@ -468,3 +468,41 @@ def test_local_default_model_is_joined_once_and_checked_on_every_start(tmp_path)
         fh.write(bytes([byte[0] ^ 0xFF]))
     with pytest.raises(LocalModelError, match="damaged"):
         local.default_model(tmp_path)
+
+
+def test_local_eval_harness_runs_in_local_mode_and_stops_the_server(
+        corpus, encoder, fake_binary, fake_model, tmp_path):
+    from assistant.evaluation.harness import run_set
+
+    cases = tmp_path / "cases.jsonl"
+    rows = [{"id": "l-1", "question": QUESTION, "answerable": True,
+             "acceptable_answers": ["Harriet Coles"], "evidence": [DESIGNER],
+             "tags": ["factoid"], "must_pass": True}]
+    cases.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    report = run_set("tiny", cases, corpus[0], tmp_path / "work", mode="local", encoder=encoder,
+                     llama_server=fake_binary, local_model=fake_model)
+    assert report["mode"] == "local" and report["model"] == "tiny-fake-model"
+    assert [r["mode"] for r in report["results"]] == ["local"]
+    assert [r["passed"] for r in report["results"]] == [True]
+    assert server_pids(str(fake_model)) == []  # closed after the set, not at exit
+
+
+def test_local_requests_carry_the_answer_length_cap():
+    from assistant.llm.client import OpenAIChatModel
+    from tests.fake_openai_server import FakeOpenAIServer
+
+    model = local.LocalChatModel.from_settings(Settings.load(local_max_tokens=77,
+                                                             local_model=Path("/nonexistent")))
+    assert model.extra_body == {"max_tokens": 77}
+    with FakeOpenAIServer() as server:
+        server.script({"text": "Hi."}, {"text": "Hi."})
+        client = OpenAIChatModel("m", base_url=server.base_url, extra_body=model.extra_body)
+        client.complete([{"role": "user", "content": "Hello?"}])
+        list(client.stream([{"role": "user", "content": "Hello?"}]))
+    assert [r["body"].get("max_tokens") for r in server.requests] == [77, 77]
+
+
+def test_local_mode_badge_names_the_local_model():
+    from assistant.interfaces import ui_html
+
+    assert ui_html.mode_label("local", "smollm2-135m") == "local: smollm2-135m"
