@@ -362,6 +362,17 @@ class LocalServer:
             self.log_path.unlink(missing_ok=True)
             self.log_path = None
 
+    def exits_within(self, seconds: float) -> bool:
+        """True when the process has ended, or ends within `seconds`."""
+        proc = self.proc
+        if proc is None:
+            return True
+        try:
+            proc.wait(seconds)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
     def exit_description(self) -> str:
         code = self.proc.poll() if self.proc is not None else None
         return _describe_exit(code) if code is not None else "running"
@@ -450,7 +461,8 @@ class LocalChatModel:
             raise self._explain(exc) from None
 
     def _explain(self, exc: BackendError) -> BackendError:
-        if self.server is None or self.server.alive():
+        # A dying server's sockets close a moment before it can be reaped: give it a second.
+        if self.server is None or not self.server.exits_within(1.0):
             return exc
         return BackendError(
             f"The local model server stopped while answering "
