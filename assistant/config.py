@@ -42,9 +42,16 @@ class Settings:
     llm_timeout: float = 30.0  # seconds per attempt
     llm_retries: int = 2  # extra attempts after a timeout, connection error, 429 or 5xx
     llm_temperature: float = 0.0
-    llm_max_tokens: int = 300  # bound on the reply; reading and grounding stop past it
+    llm_max_tokens: int = 300  # bound on the reply (local mode too); grounding stops past it
     llm_check_claims: bool = True  # ask the model whether each cited sentence says the claim
     llm_gate: float = 0.33  # relevance the model needs to be asked (evals/calibrate_llm_gate.py)
+    # local mode: a llama.cpp server the assistant starts itself (docs/llm.md, "Local mode")
+    local_model: Path | None = None  # a GGUF file; default: the `local` extra's model
+    llama_server: Path | None = None  # a llama-server binary; default: PATH, else the extra's
+    local_threads: int = 0  # 0: one per core
+    local_ctx_size: int = 4096  # tokens of context (prompt + answer)
+    local_start_timeout: float = 180.0  # seconds to wait for the server to load the model
+    local_timeout: float = 300.0  # seconds per request (a CPU answers slowly)
     # chat UI and HTTP API (`assistant serve`)
     ui_auth: str = field(default="", repr=False)  # "user:password"; empty: no login required
     ui_queue_size: int = 16  # requests queued or running per API; more are turned away
@@ -96,9 +103,9 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        if self.mode not in ("auto", "extractive", "llm"):
+        if self.mode not in ("auto", "extractive", "llm", "local"):
             raise ConfigError(
-                f"ASSISTANT_MODE must be auto, extractive or llm, not {self.mode!r}.",
+                f"ASSISTANT_MODE must be auto, extractive, llm or local, not {self.mode!r}.",
                 "Unset it to use the default (auto).",
             )
         self._validate_ranges()
@@ -200,6 +207,10 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "related_threshold": (0.0, 1.0, False),
     "llm_max_tokens": (16, 100_000, False),
     "llm_gate": (0.0, 1.0, False),
+    "local_threads": (0, 1024, False),  # 0: one per core
+    "local_ctx_size": (512, 1 << 20, False),
+    "local_start_timeout": (0.0, 24 * 3600.0, True),
+    "local_timeout": (0.0, 24 * 3600.0, True),
 }
 
 

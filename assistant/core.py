@@ -26,7 +26,8 @@ class Assistant:
     `ASSISTANT_INDEX_DIR`, `ASSISTANT_MODE`, ...), which override the defaults; see README.md.
     `encoder` and `store` may be injected (tests, benchmarks); by default they are created lazily.
     `chat_model` (an `llm.ChatModel`) may be injected too; by default LLM mode talks to OpenAI or
-    the server at `OPENAI_BASE_URL` (see docs/llm.md).
+    the server at `OPENAI_BASE_URL`, and local mode to a llama.cpp server it starts itself and
+    stops at `close()` or exit (see docs/llm.md). `with Assistant(...) as a:` closes it.
     """
 
     def __init__(self, *, seeds_dir: str | Path | None = None, index_dir: str | Path | None = None,
@@ -79,7 +80,7 @@ class Assistant:
 
     @property
     def mode(self) -> str:
-        """The answering mode that runs: `llm` or `extractive` (`auto` is resolved here)."""
+        """The answering mode that runs: `llm`, `local` or `extractive` (`auto` resolved here)."""
         if self.settings.mode != "auto":
             return self.settings.mode
         from assistant.llm.client import llm_configured
@@ -89,11 +90,42 @@ class Assistant:
     @property
     def chat_model(self) -> Any:
         with self._lock:
-            if self._chat_model is None:
+            if self._chat_model is None and self.mode == "local":
+                from assistant.llm.local import LocalChatModel
+
+                self._chat_model = LocalChatModel.from_settings(self.settings)
+            elif self._chat_model is None:
                 from assistant.llm.client import OpenAIChatModel
 
                 self._chat_model = OpenAIChatModel.from_settings(self.settings)
             return self._chat_model
+
+    @property
+    def model_name(self) -> str | None:
+        """The chat model's name in LLM and local mode (None in extractive mode)."""
+        if self.mode == "extractive":
+            return None
+        if self.mode == "local" or self._chat_model is not None:
+            return str(self.chat_model.name)
+        return self.settings.llm_model
+
+    def start_model(self) -> float:
+        """Start the local model server now instead of at the first question (`serve` does);
+        the seconds it took. Raises `LocalModelError` when it cannot start."""
+        start = getattr(self.chat_model, "start", None) if self.mode == "local" else None
+        return float(start()) if start else 0.0
+
+    def close(self) -> None:
+        """Stop the local model server, if one runs (it is stopped at exit anyway)."""
+        close = getattr(self._chat_model, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> Assistant:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- public API -----------------------------------------------------------------------------
     def ingest(self, *, rebuild: bool = False, progress: bool | str = False) -> IngestSummary:
@@ -137,7 +169,7 @@ class Assistant:
     def ask(self, question: str, *, history: list[dict[str, str]] | None = None) -> Answer:
         """Answer a question from the documents, with verified citations (or abstain)."""
         history = self._check_history(history)
-        if self.mode == "llm":
+        if self.mode in ("llm", "local"):
             *_, answer = self._ask_llm(question, history, stream=False)
             return answer
         return self._ask_extractive(question, history)
@@ -151,7 +183,7 @@ class Assistant:
         the model fails midway and the offline answer replaces them).
         """
         history = self._check_history(history)
-        if self.mode == "llm":
+        if self.mode in ("llm", "local"):
             yield from self._ask_llm(question, history, stream=True)
             return
         answer = self._ask_extractive(question, history)
@@ -166,13 +198,20 @@ class Assistant:
         question = self._check_question(question)
         history = self._check_history(history)
         engine = self._ensure_engine()
-        answerer = LLMAnswerer(engine, self.encoder, self.chat_model, self._reader,
-                               self._ask_extractive, self.settings)
+        model = self.chat_model
+        if hasattr(model, "last_start_seconds"):
+            model.last_start_seconds = 0.0
+        answerer = LLMAnswerer(engine, self.encoder, model, self._reader, self._ask_extractive,
+                               self.settings)
         for item in answerer.run(question, history, stream=stream, t0=t0):
             if isinstance(item, Answer):
                 item.citations = with_pages(item.citations, self._reader)
                 item.trace.setdefault("index_version", engine.manifest["version"])
                 item.sources = item.sources or engine.titles(item.citations)
+                if self.mode == "local":  # the local server's start-up, paid by this ask
+                    item.mode = "local" if item.mode == "llm" else item.mode
+                    if started := getattr(model, "last_start_seconds", 0.0):
+                        item.timings_ms["local_start"] = started * 1000
             yield item
 
     def _ask_extractive(self, question: str, history: list[dict[str, str]] | None) -> Answer:

@@ -64,6 +64,11 @@ class BackendError(AssistantError):
     exit_code = 6
 
 
+class LocalModelError(BackendError):
+    """Raised when the local llama.cpp server cannot start: no binary, a missing or damaged model
+    file, a crash, or no healthy server within the start-up timeout."""
+
+
 class IndexBusyError(AssistantError):
     """Raised when another ingest holds the index's lock for longer than the wait allows."""
 

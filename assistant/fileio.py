@@ -30,3 +30,11 @@ def write_atomically(path: Path, payload: bytes) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def default_cache_dir() -> Path:
+    """ASSISTANT_CACHE_DIR, else $XDG_CACHE_HOME/assistant, else ~/.cache/assistant."""
+    if configured := os.environ.get("ASSISTANT_CACHE_DIR"):
+        return Path(configured).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "assistant"

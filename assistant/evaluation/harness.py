@@ -277,15 +277,20 @@ def run_set(
         for d in {s for c in cases for s, _, _ in c["gold_spans"]}
     }
     texts.update({d.source: d.text for d in load_documents(corpus)[0]})
-    assistant.ask("warm-up question")  # loads the model and index outside the timings
-    results = [run_case(assistant, c, texts) for c in cases]
+    try:
+        assistant.ask("warm-up question")  # loads the model and index outside the timings
+        results = [run_case(assistant, c, texts) for c in cases]
+    finally:
+        close = getattr(assistant, "close", None)
+        if close is not None:  # local mode: one model server at a time
+            close()
     by_tag: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in results:
         for t in r["tags"]:
             by_tag[t].append(r)
     report: dict[str, Any] = {"set": name, "mode": assistant.mode}
-    if assistant.mode == "llm":
-        report["model"] = assistant.settings.llm_model
+    if assistant.mode in ("llm", "local"):
+        report["model"] = getattr(assistant, "model_name", None) or assistant.settings.llm_model
     report.update(
         {
             "overall": aggregate(results),

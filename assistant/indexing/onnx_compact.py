@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assistant.fileio import file_sha256, write_atomically
+from assistant.fileio import default_cache_dir, file_sha256, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -280,14 +279,6 @@ def externalize_weights(model: bytes, location: str, align: int = 65536) -> tupl
         _ld(7, b"".join(parts)) if f is graph_field else model[f.start : f.end] for f in top
     )
     return new_model, bytes(data)
-
-
-def default_cache_dir() -> Path:
-    """ASSISTANT_CACHE_DIR, else $XDG_CACHE_HOME/assistant, else ~/.cache/assistant."""
-    if configured := os.environ.get("ASSISTANT_CACHE_DIR"):
-        return Path(configured).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "assistant"
 
 
 def compacted_model_path(model_path: Path, model_sha256: str, cache_dir: Path | None) -> Path:

@@ -7,7 +7,9 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 from typing import Any
 
 from assistant.config import parse_log_level
@@ -32,9 +34,10 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _mode(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mode", choices=("auto", "extractive", "llm"),
+    p.add_argument("--mode", choices=("auto", "extractive", "llm", "local"),
                    help="answering mode (ASSISTANT_MODE; auto = llm when OPENAI_API_KEY or "
-                        "OPENAI_BASE_URL is set, else extractive)")
+                        "OPENAI_BASE_URL is set, else extractive; local = a llama.cpp model "
+                        "the assistant runs itself)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,6 +121,7 @@ def _setup_logging(verbose: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = _exit_on_sigterm()
     try:
         _setup_logging(args.verbose)
         code = _run(args)
@@ -134,6 +138,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm() -> Any:
+    """SIGTERM ends the command like Ctrl+C does, so a local model server is stopped on the way
+    out (Python's default would die without running atexit). The previous handler, or None."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, terminate)
 
 
 def _discard_stdout() -> None:
@@ -169,11 +188,11 @@ def _run(args: argparse.Namespace) -> int:
                       file=sys.stderr)
         return 0
     if args.command == "ask":
-        assistant = _assistant(args)
-        if not args.json and sys.stdout.isatty() and assistant.mode == "llm":
-            answer = _stream_to_terminal(assistant, args.question)
-        else:
-            answer = assistant.ask(args.question)
+        with _assistant(args) as assistant:
+            if not args.json and sys.stdout.isatty() and assistant.mode in ("llm", "local"):
+                answer = _stream_to_terminal(assistant, args.question)
+            else:
+                answer = assistant.ask(args.question)
         if args.json:
             print(json_text(answer.to_dict()))
         else:
@@ -238,7 +257,16 @@ def _serve(args: argparse.Namespace) -> int:
             f"The chat UI needs the {exc.name} package, which is not installed.",
             "Install it with: pip install 'assistant[ui]'",
         ) from None
-    return serve(assistant, host=args.host, port=args.port)
+    with assistant:
+        if assistant.mode == "local":  # once, before the first question
+            try:
+                seconds = assistant.start_model()
+                print(f"Local model {assistant.model_name} ready in {seconds:.1f} s.",
+                      file=sys.stderr, flush=True)
+            except AssistantError as exc:
+                print(f"warning: {exc} Answers are offline extractive until it is fixed.",
+                      file=sys.stderr, flush=True)
+        return serve(assistant, host=args.host, port=args.port)
 
 
 if __name__ == "__main__":

@@ -182,7 +182,8 @@ class ChatUI:
 
     # -- labels ---------------------------------------------------------------------------------
     def model_name(self) -> str | None:
-        return getattr(self.assistant.settings, "llm_model", None)
+        name = getattr(self.assistant, "model_name", None)
+        return name or getattr(self.assistant.settings, "llm_model", None)
 
     def mode(self) -> str:
         mode = getattr(self.assistant, "mode", None) or self.assistant.settings.mode

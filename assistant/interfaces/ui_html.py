@@ -51,6 +51,8 @@ def mode_label(mode: str, model: str | None = None) -> str:
         return "offline extractive"
     if mode == "llm":
         return f"LLM: {model}" if model else "LLM"
+    if mode == "local":
+        return f"local: {model}" if model else "local"
     return mode
 
 

@@ -101,6 +101,7 @@ class OpenAIChatModel:
         retries: int = 2,
         temperature: float = 0.0,
         max_tokens: int = 300,
+        extra_body: dict[str, Any] | None = None,
     ) -> None:
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
@@ -122,6 +123,7 @@ class OpenAIChatModel:
         self.max_tokens = max_tokens
         self.timeout = timeout
         self.retries = retries
+        self.extra_body = extra_body  # server-specific fields, e.g. llama.cpp's cache_prompt
         parsed = urlparse(base_url or "https://api.openai.com/v1")
         # Only host and port: a URL may carry credentials (user:password@host).
         self.where = parsed.hostname or "the model server"
@@ -178,7 +180,8 @@ class OpenAIChatModel:
         `BackendError`."""
         try:
             resp = self._client.chat.completions.create(
-                model=self.name, messages=messages, temperature=self.temperature, **options
+                model=self.name, messages=messages, temperature=self.temperature,
+                extra_body=self.extra_body, **options
             )  # type: ignore[arg-type]
         except self._openai.OpenAIError as exc:
             raise self._backend_error(exc) from None
@@ -205,6 +208,7 @@ class OpenAIChatModel:
                 max_tokens=self.max_tokens,
                 stream=True,
                 stream_options={"include_usage": True},
+                extra_body=self.extra_body,
             )
         except self._openai.OpenAIError as exc:
             raise self._backend_error(exc) from None
