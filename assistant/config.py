@@ -44,7 +44,7 @@ class Settings:
     llm_temperature: float = 0.0
     llm_max_tokens: int = 300  # bound on the reply (local mode too); grounding stops past it
     llm_check_claims: bool = True  # ask the model whether each cited sentence says the claim
-    llm_gate: float = 0.33  # relevance the model needs to be asked (evals/calibrate_llm_gate.py)
+    llm_gate: float = 0.12  # LLM-mode answerability the model needs to be asked (calibrated)
     # local mode: a llama.cpp server the assistant starts itself (docs/llm.md, "Local mode")
     local_model: Path | None = None  # a GGUF file; default: the `local` extra's model
     llama_server: Path | None = None  # a llama-server binary; default: PATH, else the extra's

@@ -313,20 +313,26 @@ def test_llm_gate_asks_the_model_where_the_extractive_answerer_refuses(corpus, e
     answer = a.ask(question)
     assert len(fake.history) == 1 and answer.abstained
     assert answer.trace["gate"] == "output"
-    assert answer.trace["relevance"] >= answer.trace["gate_threshold"] == 0.33
+    assert answer.trace["relevance"] >= answer.trace["gate_threshold"] == 0.12
+    assert answer.trace["answerability"]["mode"] == "llm"
 
 
-def test_llm_gate_is_retrieval_relevance_only() -> None:
-    from assistant.answering.llm_answer import relevant
+def test_llm_gate_is_the_answerability_stage_on_relevance_only() -> None:
+    from assistant.answering.answerability import Candidate, decide
 
-    class E:
-        def __init__(self, support: float) -> None:
-            self.support = support
+    def cand(**signals: float) -> Candidate:
+        return Candidate(evidence=None, signals=signals, rank=0.0)
 
-    assert relevant([E(0.1), E(0.34)], 0.33) == (True, 0.34)
-    assert relevant([E(0.1), E(0.2)], 0.33) == (False, 0.2)
-    assert relevant([], 0.33) == (False, 0.0)
-
+    # an answer-type miss does not close the gate (the model composes the answer)...
+    about = cand(cosine=0.7, type_missing_strict=1.0)
+    plain = cand(cosine=0.7)
+    assert decide("q", [about], mode="llm", threshold=0.12).confidence == decide(
+        "q", [plain], mode="llm", threshold=0.12).confidence
+    # ...but passages that are not about the question do
+    far = decide("q", [cand(cosine=0.02, focus_missing=1.0)], mode="llm", threshold=0.12)
+    near = decide("q", [cand(cosine=0.8)], mode="llm", threshold=0.12)
+    assert not far.answer and near.answer and near.confidence > far.confidence
+    assert not decide("q", [], mode="llm", threshold=0.12).answer
 
 def test_llm_claim_the_model_doubts_is_not_shown(corpus, encoder) -> None:
     # Lexically the claim matches its sentence (same words, other roles); the support question

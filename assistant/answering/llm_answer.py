@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from assistant.answering.answerability import decide
 from assistant.answering.citations import SourceReader
 from assistant.answering.extractive import ABSTAIN_TEXT
 from assistant.answering.grounding import Grounder, SentenceStream, whole_sentences
@@ -31,12 +32,6 @@ log = logging.getLogger(__name__)
 # far below the extractive threshold (0.365): the model, not the extractive answerer's rules,
 # decides whether the sources answer; grounding then checks what it says. Calibrated on the dev
 # cases (docs/llm.md).
-def relevant(evidence: list[Any], threshold: float) -> tuple[bool, float]:
-    """The LLM gate: is any retrieved sentence about the question? (and the best relevance)"""
-    best = max((float(e.support) for e in evidence), default=0.0)
-    return best >= threshold, best
-
-
 CHARS_PER_TOKEN = 6  # generous: reading stops at llm_max_tokens x this many characters
 
 
@@ -84,7 +79,14 @@ class LLMAnswerer:
 
         t1 = time.perf_counter()
         retrieval = retriever.retrieve(standalone)
-        gate_open, relevance = relevant(retrieval.evidence, self.settings.llm_gate)
+        # The gate is the answerability stage in LLM mode: do the passages bear on the question
+        # at all (relevance signals only; the model, not the extractive rules, composes the answer)
+        candidates = answerer.candidates(
+            standalone, retrieval.question_tokens, retrieval.evidence
+        )
+        decision = decide(standalone, candidates, mode="llm", threshold=self.settings.llm_gate)
+        gate_open, relevance = decision.answer, decision.confidence
+        trace["answerability"] = decision.to_trace()
         t2 = time.perf_counter()
         timings["retrieve"] = (t2 - t1) * 1000
         timings.update({f"retrieve.{k}": v for k, v in retrieval.timings_ms.items()})

@@ -430,12 +430,15 @@ class LocalChatModel:
         return f"LocalChatModel(model={self.name!r})"
 
     def start(self) -> float:
-        """Start the server now (`serve` does, once); the seconds it took, 0 if it ran."""
+        """Start the server now (`serve` does, once); the seconds it took, 0 if it ran.
+
+        `last_start_seconds` keeps the latest start's cost until the caller resets it (the facade
+        does, once per ask), so the claim checks after an answer do not hide what it paid."""
         if self._failure is not None:
             raise self._failure
         assert self.server is not None
         try:
-            self.last_start_seconds = self.server.ensure_started()
+            started = self.server.ensure_started()
         except LocalModelError as exc:
             self._failure = exc
             raise
@@ -445,7 +448,9 @@ class LocalChatModel:
                                            retries=0, temperature=self.temperature,
                                            max_tokens=self.max_tokens,
                                            extra_body=self.extra_body)
-        return self.last_start_seconds
+        if started:
+            self.last_start_seconds = started
+        return started
 
     def complete(self, messages: list[Message]) -> tuple[str, Usage | None]:
         self.start()
