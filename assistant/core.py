@@ -44,7 +44,8 @@ class Assistant:
         self._engine: Any = None
         self._engine_version: Any = None  # build_key of the loaded manifest
         self._store_version: Any = None  # build_key current when the store was opened
-        self._retired_store: Any = None  # the store before the last reopen (asks may still run)
+        # stores replaced by a reopen, with when: asks may still run on them for a while
+        self._retired_stores: list[tuple[float, Any]] = []
         self._lock = threading.RLock()
         self._reader = SourceReader(settings.seeds_dir, settings.max_file_mb,
                                     settings.max_pdf_pages)
@@ -399,8 +400,9 @@ class Assistant:
 
     def _reopen_store_if_stale(self, key: Any) -> None:
         """An embedded Chroma client does not see what another process's ingest wrote after it
-        was opened: a new version gets a fresh client. The one before is closed one switch later,
-        so asks still running on it finish."""
+        was opened: a new version gets a fresh client. A replaced one is closed once it has been
+        retired for `RETIRED_STORE_SECONDS`, so asks still running on it finish (closing it at
+        the next switch raced with asks when an ingest switched twice in a few milliseconds)."""
         store = self._store
         if store is None or self._store_version == key or not hasattr(store, "reopen"):
             return
@@ -409,9 +411,18 @@ class Assistant:
             self._store_version = key
             return
         log.info("Index version changed: reopening the embedded Chroma store.")
-        if self._retired_store is not None and hasattr(self._retired_store, "close"):
-            self._retired_store.close()
-        self._retired_store, self._store, self._store_version = store, fresh, key
+        now = time.monotonic()
+        keep = []
+        for retired_at, old in self._retired_stores:
+            if now - retired_at >= RETIRED_STORE_SECONDS and hasattr(old, "close"):
+                old.close()
+            else:
+                keep.append((retired_at, old))
+        self._retired_stores = [*keep, (now, store)]
+        self._store, self._store_version = fresh, key
+
+
+RETIRED_STORE_SECONDS = 60.0  # far longer than any ask runs on a store it picked up
 
 
 class _Engine:
