@@ -2,8 +2,9 @@
 
     python evals/subset.py --split test --out /tmp/evals-test faq policy abstracts report
 
-The new held-out sets are not in evals/sets.json yet (another branch registers them and adds split
-support to the harness); this keeps the runs of docs/llm.md reproducible until then.
+`assistant eval` runs and reports every split; this writes a smaller sets file for runs that
+cost a real model's time per case: CI's local-mode gate (every 4th test case of the four new
+sets) and the runs of docs/llm.md.
 """
 
 from __future__ import annotations
