@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,3 +44,18 @@ def encoder():  # type: ignore[no-untyped-def]
     from assistant.indexing.embedding import MiniLMEncoder
 
     return MiniLMEncoder()
+
+
+class CountingEncoder:
+    """The real encoder, counting the texts embedded at ingest (`encode`)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.embedded = inner, 0
+        self.model_id, self.dimension = inner.model_id, inner.dimension
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> Any:
+        self.embedded += len(texts)
+        return self.inner.encode(texts, batch_size)
+
+    def encode_one(self, text: str) -> Any:
+        return self.inner.encode_one(text)

@@ -28,24 +28,9 @@ from assistant.indexing.lock import LOCK, ingest_lock
 from assistant.indexing.manifest import read_manifest
 from assistant.interfaces.cli import main
 from tests import towns
-from tests.conftest import ROOT
+from tests.conftest import ROOT, CountingEncoder
 
 TOWNS = towns.towns(3)
-
-
-class CountingEncoder:
-    """The real encoder, counting the texts embedded at ingest."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner, self.embedded = inner, 0
-        self.model_id, self.dimension = inner.model_id, inner.dimension
-
-    def encode(self, texts: list[str], batch_size: int = 32) -> Any:
-        self.embedded += len(texts)
-        return self.inner.encode(texts, batch_size)
-
-    def encode_one(self, text: str) -> Any:
-        return self.inner.encode_one(text)
 
 
 def run(*args: str | bytes, env: dict[str, str] | None = None, **kw: Any

@@ -30,6 +30,7 @@ from assistant.indexing.sidecar import load_current
 from assistant.indexing.store import ChromaStore
 from assistant.interfaces.cli import main
 from tests import towns
+from tests.conftest import CountingEncoder
 
 HTML = """<!doctype html>
 <html><head><title>The Aske Ferry</title><style>p { color: red }</style>
@@ -41,21 +42,6 @@ HTML = """<!doctype html>
 <ul><li>It carried twelve carts.</li><li>It ran until 1931.</li></ul>
 </body></html>
 """
-
-
-class CountingEncoder:
-    """The real encoder, counting the texts embedded at ingest (`encode`)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner, self.embedded = inner, 0
-        self.model_id, self.dimension = inner.model_id, inner.dimension
-
-    def encode(self, texts: list[str], batch_size: int = 32) -> Any:
-        self.embedded += len(texts)
-        return self.inner.encode(texts, batch_size)
-
-    def encode_one(self, text: str) -> Any:
-        return self.inner.encode_one(text)
 
 
 def town_corpus(base: Path, n: int = 30) -> tuple[Path, Path, list[towns.Town]]:
