@@ -136,27 +136,27 @@ class ExtractiveAnswerer:
         return decide(question, ranked, mode="extractive", threshold=self.threshold,
                       weights=self.weights)
 
-    def pick(
-        self, question: str, q_tokens: list[str], evidence: list[Evidence]
-    ) -> tuple[list[Pick], float]:
-        """The spans to cite (none: abstain), and the answer's confidence."""
-        picks, decision, _ = self.answer(question, q_tokens, evidence)
-        return picks, decision.confidence
-
     def answer(
         self, question: str, q_tokens: list[str], evidence: list[Evidence]
     ) -> tuple[list[Pick], Decision, list[Candidate]]:
         """The sentences to cite (none when the answerability stage abstains), the decision, and
         the ranked candidates (the closest passages to show when abstaining)."""
         ranked = self.candidates(question, q_tokens, evidence)
+        picks, decision = self.choose(question, q_tokens, ranked)
+        return picks, decision, ranked
+
+    def choose(
+        self, question: str, q_tokens: list[str], ranked: list[Candidate]
+    ) -> tuple[list[Pick], Decision]:
+        """The sentences to cite from already ranked candidates, and the decision."""
         decision = self.decide(question, ranked)
         if not decision.answer:
-            return [], decision, ranked
+            return [], decision
         best = ranked[0]
         conf = decision.confidence
         if best.extra:
             pair = sorted([best.evidence, *best.extra], key=lambda e: (e.source, e.start))
-            return [_whole(ev, conf) for ev in pair], decision, ranked
+            return [_whole(ev, conf) for ev in pair], decision
         chosen = [(conf, best.evidence)]
         covered = set(self.retriever.sentence_tokens(best.evidence.sent))
         base_cov = self.retriever.coverage(q_tokens, covered)
@@ -175,7 +175,7 @@ class ExtractiveAnswerer:
                 covered |= toks
                 base_cov += gain
         chosen.sort(key=lambda p: (p[1].source, p[1].start))
-        return [_whole(ev, c) for c, ev in chosen], decision, ranked
+        return [_whole(ev, c) for c, ev in chosen], decision
 
     def _bridged(
         self, asked: Asked, q_tokens: list[str], evidence: list[Evidence], top: Evidence

@@ -110,8 +110,8 @@ class LLMAnswerer:
             return
 
         # The extractive answerer only orders the evidence here (its pick first); it gates nothing.
-        picks, confidence = answerer.pick(standalone, retrieval.question_tokens, retrieval.evidence)
-        trace["confidence"] = round(confidence, 4)
+        picks, extractive = answerer.choose(standalone, retrieval.question_tokens, candidates)
+        trace["confidence"] = round(extractive.confidence, 4)
         seeds = [p.evidence.sent for p in picks] + [e.sent for e in retrieval.evidence]
         blocks = build_blocks(self.engine.side, seeds)
         messages = render(
