@@ -4,7 +4,6 @@ from assistant.answering.answer_types import (
     asks_to_override,
     expected_type,
     has_type,
-    named_thing,
     opposite_direction,
     person_mentions,
 )
@@ -128,8 +127,3 @@ def test_opposite_direction_reads_only_the_asking_clause() -> None:
     assert not opposite_direction(given, "Mexico's share was rising over 15 percent.")
 
 
-def test_named_thing_is_the_head_noun_of_the_name_asked_for() -> None:
-    assert named_thing("What is the name of the brewery in Millbridge?") == "brewery"
-    assert named_thing("What is the name of the moor where the river rises?") == "moor"
-    assert named_thing("What is the name of Belarus's state-owned news agency?") == "agency"
-    assert named_thing("What does the town's medieval name mean?") is None

@@ -150,21 +150,6 @@ def expected_type(question: str) -> str | None:
     return None
 
 
-_NAMED = re.compile(
-    r"\bname of (?:the |an? |[\w’']+[’']s )?(?:[\w’'\-]+ ){0,3}?([a-z\-]+)(?=\s+(?:who|whom|whose|"
-    r"that|which|where|when|in|on|at|of|from|to|with|for|by|near|cited|mentioned)\b|\s*[?.]|\s*$)"
-)
-
-
-def named_thing(question: str) -> str | None:
-    """What a "what is the name of the X ..." question asks to name: its head noun X.
-
-    A passage can only name the brewery if it speaks of a brewery.
-    """
-    m = _NAMED.search(question)
-    return m.group(1) if m else None
-
-
 # Kinds whose answer is a number of that kind: a passage without one cannot answer the question,
 # however well it matches the question's words ("How many troops were sent?" / "troops were sent").
 NUMERIC_KINDS = frozenset({"count", "percent", "money", "age", "year"})
