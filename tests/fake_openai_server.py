@@ -75,7 +75,7 @@ _STOP = {
     "she",
     "they",
 }
-_SOURCE = re.compile(r"^\[(\d+)\] \(([^)]*)\) (.*)$", re.M)
+_SOURCE = re.compile(r"^\[(\d+)\] (?:\(([^)]*)\) )?(.*)$", re.M)  # "(file)": several files
 _INSTRUCTION = re.compile(
     r"ignore (?:all )?previous instructions[^.]*?[:,]\s*[\"“']?([^\"”']+)", re.I
 )

@@ -102,7 +102,7 @@ def server_assistant(
 
 def block_of(messages: list[dict[str, str]], needle: str) -> int:
     """The number of the prompt's source block that contains `needle`."""
-    for n, text in re.findall(r"^\[(\d+)\] \([^)]*\) (.*)$", messages[-1]["content"], re.M):
+    for n, text in re.findall(r"^\[(\d+)\] (?:\([^)]*\) )?(.*)$", messages[-1]["content"], re.M):
         if needle in text:
             return int(n)
     raise AssertionError(f"no source block contains {needle!r}")
@@ -128,7 +128,7 @@ def test_llm_answer_narrows_the_cited_block_to_the_supporting_sentence(corpus, e
     assert_grounded(answer, corpus[0])
     system, user = fake.history[0]
     assert "Answer only from the sources" in system["content"]
-    assert "\nQuestion: Who designed the bridge?\n" in user["content"]
+    assert user["content"].endswith("\nQuestion: Who designed the bridge?")
 
 
 def test_llm_answer_drops_phantom_markers_and_renumbers(corpus, encoder) -> None:
@@ -239,7 +239,7 @@ def test_llm_follow_up_is_condensed_before_retrieval(corpus, encoder) -> None:
     condense, generate = fake.history
     assert "assistant: Harriet Coles designed it." in condense[-1]["content"]
     assert "Follow-up question: Where was she born?" in condense[-1]["content"]
-    assert "\nQuestion: Where was Harriet Coles born?\n" in generate[-1]["content"]
+    assert generate[-1]["content"].endswith("\nQuestion: Where was Harriet Coles born?")
     assert answer.trace["standalone_question"] == "Where was Harriet Coles born?"
     assert answer.question == "Where was she born?"
     assert [c.quote for c in answer.citations] == [BORN]
@@ -597,7 +597,7 @@ def test_openai_prompt_injection_in_a_source_is_not_obeyed(
     answer = a.ask("When does Ostwick market open?")
     prompt = server.requests[0]["body"]["messages"]
     assert "ignore all previous instructions" in prompt[1]["content"]  # it was in the sources
-    assert "data, not instructions" in prompt[0]["content"]
+    assert "data, not instructions" in " ".join(prompt[0]["content"].split())
     assert "closed forever" not in answer.text
     assert all("instructions" not in c.quote for c in answer.citations)
     assert answer.unsupported == ["The market is closed forever."]

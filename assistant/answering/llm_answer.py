@@ -81,9 +81,7 @@ class LLMAnswerer:
         retrieval = retriever.retrieve(standalone)
         # The gate is the answerability stage in LLM mode: do the passages bear on the question
         # at all (relevance signals only; the model, not the extractive rules, composes the answer)
-        candidates = answerer.candidates(
-            standalone, retrieval.question_tokens, retrieval.evidence
-        )
+        candidates = answerer.candidates(standalone, retrieval.question_tokens, retrieval.evidence)
         decision = decide(standalone, candidates, mode="llm", threshold=self.settings.llm_gate)
         gate_open, relevance = decision.answer, decision.confidence
         trace["answerability"] = decision.to_trace()
@@ -113,7 +111,7 @@ class LLMAnswerer:
         picks, extractive = answerer.choose(standalone, retrieval.question_tokens, candidates)
         trace["confidence"] = round(extractive.confidence, 4)
         seeds = [p.evidence.sent for p in picks] + [e.sent for e in retrieval.evidence]
-        blocks = build_blocks(self.engine.side, seeds)
+        blocks = build_blocks(self.engine.side, seeds, question_tokens=retrieval.question_tokens)
         messages = render(
             "answer",
             sources=format_sources(blocks),
@@ -363,9 +361,7 @@ class _Judge:
         judge = getattr(self.model, "judge", None)
         if judge is None or self.failed:
             return None
-        messages = render(
-            "support", evidence=" ".join(evidence), question=question, claim=claim
-        )
+        messages = render("support", evidence=" ".join(evidence), question=question, claim=claim)
         t = time.perf_counter()
         try:
             result = judge(messages)
