@@ -45,6 +45,8 @@ class Settings:
     llm_max_tokens: int = 300  # bound on the reply (local mode too); grounding stops past it
     llm_check_claims: bool = True  # ask the model whether each cited sentence says the claim
     llm_gate: float = 0.12  # LLM-mode answerability the model needs to be asked (calibrated)
+    # P(yes) of "does this answer the question?" a shown answer needs (calibrated; 0: not asked)
+    llm_answer_min: float = 0.6
     # local mode: a llama.cpp server the assistant starts itself (docs/llm.md, "Local mode")
     local_model: Path | None = None  # a GGUF file; default: the `local` extra's model
     llama_server: Path | None = None  # a llama-server binary; default: PATH, else the extra's
@@ -207,6 +209,7 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "related_threshold": (0.0, 1.0, False),
     "llm_max_tokens": (16, 100_000, False),
     "llm_gate": (0.0, 1.0, False),
+    "llm_answer_min": (0.0, 1.0, False),
     "local_threads": (0, 1024, False),  # 0: one per core
     "local_ctx_size": (512, 1 << 20, False),
     "local_start_timeout": (0.0, 24 * 3600.0, True),

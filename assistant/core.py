@@ -207,8 +207,9 @@ class Assistant:
         for item in answerer.run(question, history, stream=stream, t0=t0):
             if isinstance(item, Answer):
                 item.citations = with_pages(item.citations, self._reader)
+                item.related = with_pages(item.related, self._reader)
                 item.trace.setdefault("index_version", engine.manifest["version"])
-                item.sources = item.sources or engine.titles(item.citations)
+                item.sources = item.sources or engine.titles(item.citations or item.related)
                 if self.mode == "local":  # the local server's start-up, paid by this ask
                     item.mode = "local" if item.mode == "llm" else item.mode
                     if started := getattr(model, "last_start_seconds", 0.0):

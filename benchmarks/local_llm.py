@@ -3,9 +3,12 @@
     python -m benchmarks.local_llm [--per-set 5] [--out benchmarks/results/local_llm.md]
 
 One llama-server (the `local` extra's model, or ASSISTANT_LOCAL_MODEL) serves both sides, one
-request at a time, with prompt caching off (`cache_prompt: false`), so neither side gains from the
-other's prompts. Questions: the first `--per-set` dev-split cases of each new eval set (faq,
-policy, abstracts, report), so 20 by default; nothing here is tuned on them.
+request at a time, as a user gets it: prompt caching on (llama-server's default: the longest
+common prefix of the slot, and earlier prompts kept in host memory, `--cache-ram`). Ours runs
+first, then the starter, so neither reuses the other's prompts. `--no-cache` sends
+`cache_prompt: false` with every request of both sides instead: each request pays for its whole
+prompt. Questions: the first `--per-set` dev-split cases of each new eval set (faq, policy,
+abstracts, report), so 20 by default; nothing here is tuned on them.
 
 - **ours**: `Assistant(mode="local")` streaming (`Assistant.stream`): time to the first text
   delta, time to the verified answer, the server's prompt token count (`usage`).
@@ -120,8 +123,8 @@ def starter_embedding(encoder: Any) -> tuple[Any, str]:
         return MiniLMEmbedding(encoder), "the same MiniLM int8 ONNX as ours (torch not installed)"
 
 
-def run_starter(server: Any, cases: list[tuple[str, dict[str, Any]]], embed: Any
-                ) -> list[dict[str, Any]]:
+def run_starter(server: Any, cases: list[tuple[str, dict[str, Any]]], embed: Any,
+                cache: bool = True) -> list[dict[str, Any]]:
     from llama_index.core import SimpleDirectoryReader, VectorStoreIndex
     from llama_index.core.instrumentation import get_dispatcher
     from llama_index.core.instrumentation.event_handlers import BaseEventHandler
@@ -140,7 +143,7 @@ def run_starter(server: Any, cases: list[tuple[str, dict[str, Any]]], embed: Any
                      is_chat_model=True, temperature=0.0, timeout=600, max_retries=0,
                      max_tokens=MAX_TOKENS,
                      context_window=server.ctx_size,
-                     additional_kwargs={"extra_body": {"cache_prompt": False}})
+                     additional_kwargs={"extra_body": {"cache_prompt": cache}})
     rows, engines = [], {}
     base = server.base_url.removesuffix("/v1")
     for name, case in cases:
@@ -193,15 +196,20 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--per-set", type=int, default=5)
     p.add_argument("--out", type=Path, help="also write the Markdown table and per-case JSON here")
+    p.add_argument("--no-cache", action="store_true",
+                   help="send cache_prompt: false (each request pays for its whole prompt)")
     args = p.parse_args(argv)
+    cache = not args.no_cache
     from assistant.config import Settings
     from assistant.indexing.embedding import MiniLMEncoder
     from assistant.llm.local import LocalChatModel
 
     settings = Settings.load(mode="local")
     model = LocalChatModel.from_settings(settings)
-    # each request pays for its whole prompt; both sides' answers are capped alike
-    model.extra_body = {"cache_prompt": False, "max_tokens": MAX_TOKENS}
+    # Both sides' answers are capped alike. Not through extra_body: its max_tokens would also
+    # replace the 1 of our one-token checks (a run before 2026-12-02 let them write 256 tokens).
+    model.max_tokens = MAX_TOKENS
+    model.extra_body = {"cache_prompt": cache}
     t = time.perf_counter()
     model.start()
     start_s = time.perf_counter() - t
@@ -212,14 +220,15 @@ def main(argv: list[str] | None = None) -> int:
     embed, embed_label = starter_embedding(encoder)
     with tempfile.TemporaryDirectory() as work:
         ours = run_ours(model, cases, Path(work), encoder)
-        starter = run_starter(server, cases, embed)
+        starter = run_starter(server, cases, embed, cache)
     model.close()
     a, b = summary(ours, cases), summary(starter, cases)
     lines = [
         f"# Local mode vs the LlamaIndex starter ({server.name}, {len(cases)} dev questions)",
         "",
         f"Server start-up (load + health): {start_s:.1f} s; threads {server.threads}, "
-        f"context {server.ctx_size}; starter embedding: {embed_label}.",
+        f"context {server.ctx_size}; prompt cache {'on' if cache else 'off'}; "
+        f"starter embedding: {embed_label}.",
         "",
         "| | ours (local mode) | starter | ratio ours/starter |",
         "|---|---|---|---|",

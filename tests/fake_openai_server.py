@@ -22,6 +22,8 @@ Support questions (one-token requests with `logprobs`, prompts/support.md) take 
 script and are kept in `judged`, not `requests`: the reply is "yes" when every word of the answer
 is in the source or the question, else "no", with llama-server's top logprobs; `judge_reply`
 overrides it ({"body": "<html>…", "content_type": "text/html"} sends that instead).
+Answer checks (the same kind of request without an "Answer:" line, prompts/answers.md) are kept
+in `checked`; the reply is "yes" unless `answers` is set to False.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ _STOP = {
     "she",
     "they",
 }
-_SOURCE = re.compile(r"^\[(\d+)\] \(([^)]*)\) (.*)$", re.M)
+_SOURCE = re.compile(r"^\[(\d+)\] (?:\(([^)]*)\) )?(.*)$", re.M)  # "(file)": several files
 _INSTRUCTION = re.compile(
     r"ignore (?:all )?previous instructions[^.]*?[:,]\s*[\"“']?([^\"”']+)", re.I
 )
@@ -92,6 +94,8 @@ class FakeOpenAIServer:
         self.model_id = model_id
         self.requests: list[dict[str, Any]] = []
         self.judged: list[dict[str, Any]] = []
+        self.checked: list[dict[str, Any]] = []  # answer checks ("does this answer …?")
+        self.answers = True  # the answer checks' reply
         self.judge_reply: dict[str, Any] | None = None
         self.reply_body: dict[str, Any] | None = None  # {"body", "content_type"}: the next 200
         self._script: deque[str | dict[str, Any]] = deque()
@@ -134,6 +138,8 @@ class FakeOpenAIServer:
             self._script.clear()
             self.requests.clear()
             self.judged.clear()
+            self.checked.clear()
+            self.answers = True
             self.judge_reply = self.reply_body = None
 
     def close(self) -> None:
@@ -264,8 +270,9 @@ class FakeOpenAIServer:
 
     def _judge(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         user = body["messages"][-1]["content"]
+        check = not re.search(r"^Answer: ", user, re.M)
         with self._lock:
-            self.judged.append({"path": h.path, "body": body})
+            (self.checked if check else self.judged).append({"path": h.path, "body": body})
         if self.judge_reply is not None:
             self._send_raw(h, self.judge_reply)
             return
@@ -273,7 +280,7 @@ class FakeOpenAIServer:
             k: re.search(rf"^{k}: (.*)$", user, re.M) for k in ("Source", "Question", "Answer")
         }
         source, question, claim = (m.group(1) if m else "" for m in field.values())
-        yes = _words(claim) <= _words(source) | _words(question)
+        yes = self.answers if check else _words(claim) <= _words(source) | _words(question)
         first, second = ("Yes", "No") if yes else ("No", "Yes")
         top = [{"token": first, "logprob": -0.05, "bytes": None},
                {"token": second.lower(), "logprob": -3.2, "bytes": None}]

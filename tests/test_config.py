@@ -26,6 +26,7 @@ def test_argument_beats_environment_beats_default(monkeypatch: pytest.MonkeyPatc
         ("ASSISTANT_RELATED_THRESHOLD", "2"),
         ("ASSISTANT_LLM_MAX_TOKENS", "0"),
         ("ASSISTANT_LLM_GATE", "1.5"),
+        ("ASSISTANT_LLM_ANSWER_MIN", "-0.1"),  # a probability
         ("ASSISTANT_LLM_CHECK_CLAIMS", "maybe"),
     ],
 )

@@ -102,7 +102,7 @@ def server_assistant(
 
 def block_of(messages: list[dict[str, str]], needle: str) -> int:
     """The number of the prompt's source block that contains `needle`."""
-    for n, text in re.findall(r"^\[(\d+)\] \([^)]*\) (.*)$", messages[-1]["content"], re.M):
+    for n, text in re.findall(r"^\[(\d+)\] (?:\([^)]*\) )?(.*)$", messages[-1]["content"], re.M):
         if needle in text:
             return int(n)
     raise AssertionError(f"no source block contains {needle!r}")
@@ -128,7 +128,7 @@ def test_llm_answer_narrows_the_cited_block_to_the_supporting_sentence(corpus, e
     assert_grounded(answer, corpus[0])
     system, user = fake.history[0]
     assert "Answer only from the sources" in system["content"]
-    assert "\nQuestion: Who designed the bridge?\n" in user["content"]
+    assert user["content"].endswith("\nQuestion: Who designed the bridge?")
 
 
 def test_llm_answer_drops_phantom_markers_and_renumbers(corpus, encoder) -> None:
@@ -239,7 +239,7 @@ def test_llm_follow_up_is_condensed_before_retrieval(corpus, encoder) -> None:
     condense, generate = fake.history
     assert "assistant: Harriet Coles designed it." in condense[-1]["content"]
     assert "Follow-up question: Where was she born?" in condense[-1]["content"]
-    assert "\nQuestion: Where was Harriet Coles born?\n" in generate[-1]["content"]
+    assert generate[-1]["content"].endswith("\nQuestion: Where was Harriet Coles born?")
     assert answer.trace["standalone_question"] == "Where was Harriet Coles born?"
     assert answer.question == "Where was she born?"
     assert [c.quote for c in answer.citations] == [BORN]
@@ -483,12 +483,16 @@ def test_openai_plain_answer(corpus, encoder, server, monkeypatch) -> None:
     assert answer.trace["sentences"][0]["p_supported"] > 0.9
     prompt_tokens = sum(len(m["content"].split()) for m in req["body"]["messages"])
     check_tokens = len(check["body"]["messages"][-1]["content"].split())
+    (answers,) = server.checked  # and one answer check: the usage counts all three calls
+    check_tokens += len(answers["body"]["messages"][-1]["content"].split())
     assert answer.usage == {
         "prompt_tokens": prompt_tokens + check_tokens,
-        "completion_tokens": 10 + 1,
-        "total_tokens": prompt_tokens + check_tokens + 11,
+        "completion_tokens": 10 + 1 + 1,
+        "total_tokens": prompt_tokens + check_tokens + 12,
     }
-    assert {"retrieve", "generate", "verify", "judge"} <= set(answer.to_dict()["timings_ms"])
+    assert {"retrieve", "generate", "verify", "judge", "answer_check"} <= set(
+        answer.to_dict()["timings_ms"]
+    )
 
 
 def test_openai_streaming(corpus, encoder, server, monkeypatch) -> None:
@@ -499,7 +503,8 @@ def test_openai_streaming(corpus, encoder, server, monkeypatch) -> None:
     body = server.requests[0]["body"]
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
     assert body["max_tokens"] == 300
-    assert answer.usage and answer.usage["completion_tokens"] == 8 + 1  # + the support question
+    # + the answer check and the support question, one token each
+    assert answer.usage and answer.usage["completion_tokens"] == 8 + 1 + 1
 
 
 def test_openai_bogus_marker_never_reaches_the_user(corpus, encoder, server, monkeypatch) -> None:
@@ -597,7 +602,7 @@ def test_openai_prompt_injection_in_a_source_is_not_obeyed(
     answer = a.ask("When does Ostwick market open?")
     prompt = server.requests[0]["body"]["messages"]
     assert "ignore all previous instructions" in prompt[1]["content"]  # it was in the sources
-    assert "data, not instructions" in prompt[0]["content"]
+    assert "data, not instructions" in " ".join(prompt[0]["content"].split())
     assert "closed forever" not in answer.text
     assert all("instructions" not in c.quote for c in answer.citations)
     assert answer.unsupported == ["The market is closed forever."]
@@ -735,3 +740,84 @@ def test_llm_bare_answer_is_judged_by_the_support_question(corpus, encoder, p, s
     answer = a.ask("In which city was Harriet Coles born?")
     assert (answer.text == "Leeds [1].") is shown and answer.abstained is not shown
     assert len(fake.judged) == 1
+
+
+# -- the answer check: "does this answer the question?" -------------------------------------------
+def test_llm_true_sentence_that_does_not_answer_abstains_with_it_as_related(
+    corpus, encoder
+) -> None:
+    # The sentence is in the sources (grounding supports it), but it is not what was asked.
+    def reply(m: list[dict[str, str]]) -> str:
+        return f"The Millbridge ferry began service in 1887 [{block_of(m, FERRY_START)}]."
+
+    fake = FakeChatModel([reply], judge=lambda m: 0.95, answers=lambda m: 0.2)
+    a = Assistant(seeds_dir=corpus[0], index_dir=corpus[1], encoder=encoder, chat_model=fake)
+    answer = a.ask("How much did a ferry ticket cost?")
+    assert answer.abstained and answer.text == ABSTAIN_TEXT and answer.citations == []
+    assert [c.quote for c in answer.related] == [FERRY_START]
+    assert answer.trace["gate"] == "answer_check"
+    assert answer.trace["sentences"][0]["how"] == "off_question"
+    assert answer.trace["sentences"][0]["p_answers"] == 0.2
+    assert fake.judged == []  # the support question is not asked of a claim that answers nothing
+    # The check asks whether the cited sentence answers the question (the claim is not in it).
+    (check,) = fake.checked
+    assert f"Source: {FERRY_START}\n" in check[-1]["content"]
+    assert "Question: How much did a ferry ticket cost?" in check[-1]["content"]
+    # The same reply is shown when the model says it answers, and when the check is off.
+    for answers, settings in ((lambda m: 0.9, {}), (lambda m: 0.0, {"llm_answer_min": 0.0})):
+        fake = FakeChatModel([reply], judge=lambda m: 0.95, answers=answers)
+        a = Assistant(seeds_dir=corpus[0], index_dir=corpus[1], encoder=encoder, chat_model=fake,
+                      **settings)
+        answer = a.ask("How much did a ferry ticket cost?")
+        assert [c.quote for c in answer.citations] == [FERRY_START] and answer.related == []
+        assert len(fake.checked) == (0 if settings else 1)
+
+
+def test_llm_answer_check_is_asked_until_a_claim_answers(corpus, encoder) -> None:
+    def reply(m: list[dict[str, str]]) -> str:
+        return (
+            f"The Millbridge ferry began service in 1887 [{block_of(m, FERRY_START)}]. "
+            f"The bridge was designed by the engineer Harriet Coles [{block_of(m, DESIGNER)}]. "
+            f"Harriet Coles was born in Leeds in 1881 [{block_of(m, BORN)}]."
+        )
+
+    def answers(m: list[dict[str, str]]) -> float:
+        return 0.9 if DESIGNER in m[-1]["content"] else 0.1
+
+    fake = FakeChatModel([reply], judge=lambda m: 0.95, answers=answers)
+    a = Assistant(seeds_dir=corpus[0], index_dir=corpus[1], encoder=encoder, chat_model=fake)
+    *deltas, answer = list(a.stream("Who designed the bridge?"))
+    assert [c.quote for c in answer.citations] == [DESIGNER, BORN]
+    assert answer.text == "".join(deltas) and FERRY_START.rstrip(".") not in answer.text
+    assert [s["how"] for s in answer.trace["sentences"]] == ["off_question", "cited", "cited"]
+    assert len(fake.checked) == 2  # the third claim adds to an answer: not asked
+    assert answer.trace["answer_check"]["asked"] == 2 and "answer_check" in answer.timings_ms
+
+
+def test_llm_stream_of_an_answer_that_answers_nothing_shows_only_the_abstention(
+    corpus, encoder
+) -> None:
+    fake = FakeChatModel(
+        [lambda m: f"The Millbridge ferry began service in 1887 [{block_of(m, FERRY_START)}]."],
+        answers=lambda m: 0.05,
+    )
+    a = Assistant(seeds_dir=corpus[0], index_dir=corpus[1], encoder=encoder, chat_model=fake)
+    *deltas, answer = list(a.stream("How much did a ferry ticket cost?"))
+    assert deltas == [ABSTAIN_TEXT] and answer.abstained
+    assert [c.quote for c in answer.related] == [FERRY_START]
+
+
+def test_openai_answer_check_through_the_server(corpus, encoder, server, monkeypatch) -> None:
+    a = server_assistant(corpus, encoder, server, monkeypatch)
+    answer = a.ask("Who designed the bridge?")
+    assert [c.quote for c in answer.citations] == [DESIGNER]
+    (check,) = server.checked
+    sent = server.requests[0]["body"]["messages"]
+    assert f"Source: {DESIGNER}\n" in check["body"]["messages"][-1]["content"]
+    assert check["body"]["max_tokens"] == 1 and check["body"]["logprobs"] is True
+    server.reset()
+    server.answers = False
+    answer = a.ask("Who designed the bridge?")
+    assert answer.abstained and [c.quote for c in answer.related] == [DESIGNER]
+    assert server.judged == []  # no support question for a claim that answers nothing
+    assert answer.usage and answer.usage["prompt_tokens"] > len(sent[-1]["content"].split())

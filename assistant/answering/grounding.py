@@ -5,8 +5,10 @@ cites, or of all blocks when it cites none or the wrong one, and every span is v
 source file. The names and numbers of a claim must be in the sentence(s) it is aligned to (or, for
 "She…", the sentence just before); a sentence that reads as an instruction to a model supports
 nothing. When the model can score it, a yes/no question "does this sentence say the claim?" is
-asked per claim, so who did what to whom is checked too. Markers that point nowhere are dropped;
-the markers the user sees are renumbered to the verified citations.
+asked per claim, so who did what to whom is checked too; and, until one claim answers, "does the
+cited source answer the question?" (a true sentence beside the point answers nothing: when no
+claim answers, the answer abstains and its passages are related, not cited). Markers that point
+nowhere are dropped; the markers the user sees are renumbered to the verified citations.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class Grounding:
     failed_verification: int = 0
     steps: list[dict[str, Any]] = field(default_factory=list)
     judged: int = 0  # support questions asked of the model
+    related: list[Citation] = field(default_factory=list)  # true, but not an answer
+    off_question: bool = False  # supported claims only, none of which answers the question
 
     @property
     def abstained(self) -> bool:
@@ -68,6 +72,8 @@ class Grounding:
 JUDGE_MIN = 0.5
 
 Judge = Callable[[str, str, list[str]], "float | None"]
+# `answers(evidence)`: the model's P(the source sentence(s) a claim cites answer the question).
+AnswerCheck = Callable[[list[str]], "float | None"]
 
 
 class Grounder:
@@ -76,6 +82,9 @@ class Grounder:
     One answer at a time, sentence by sentence (`add`), so a stream can show each sentence as soon
     as it is grounded; `result()` is the whole answer. `judge(question, claim, evidence)`, when
     given, is the model's P(the evidence says the claim): a claim it doubts is not shown.
+    `answers`, when given, is asked of each supported claim until one answers the question (P at
+    least `answer_min`); a supported claim before that is not shown, and its citations become
+    `related`. Later claims add to the answer and are not asked.
     """
 
     def __init__(
@@ -87,12 +96,18 @@ class Grounder:
         blocks: list[SourceBlock],
         question: str,
         judge: Judge | None = None,
+        answers: AnswerCheck | None = None,
+        answer_min: float = 0.0,
     ) -> None:
         self.side = side
         self.coverage = coverage
         self.encoder = encoder
         self.reader = reader
         self.judge = judge
+        self.answers = answers
+        self.answer_min = answer_min
+        self.answered = answers is None  # no check: every supported claim answers
+        self.related: list[Citation] = []
         self.question = question
         self._tokens: dict[int, set[str]] = {}
         self._by_number = {b.number: b for b in blocks}
@@ -139,6 +154,14 @@ class Grounder:
         cited = verify([self._citation(s) for s in chosen], self.reader)
         if chosen and not cited:
             self.failed += 1
+        if cited and not self.answered and self.answers is not None:
+            p = self.answers([c.quote for c in cited])
+            if p is not None:
+                step["p_answers"] = round(p, 3)
+                if p < self.answer_min:  # true, maybe, but beside the question: related only
+                    step["how"] = "off_question"
+                    self.related += [c for c in cited if c not in self.related]
+                    return None
         if cited and self.judge is not None:
             p = self.judge(self.question, claim.text, [c.quote for c in cited])
             if p is not None:
@@ -149,6 +172,7 @@ class Grounder:
                     self.unsupported.append(claim.text)
                     return None
         if cited:
+            self.answered = True
             shown_numbers = []
             for c in cited:
                 key = (c.source, c.start, c.end)
@@ -180,6 +204,8 @@ class Grounder:
                 failed_verification=self.failed,
                 steps=self.steps,
                 judged=self.judged,
+                related=self.related,
+                off_question=bool(self.related),
             )
         return Grounding(
             "\n".join(" ".join(shown) for _, shown in sorted(self._lines.items())),

@@ -81,9 +81,7 @@ class LLMAnswerer:
         retrieval = retriever.retrieve(standalone)
         # The gate is the answerability stage in LLM mode: do the passages bear on the question
         # at all (relevance signals only; the model, not the extractive rules, composes the answer)
-        candidates = answerer.candidates(
-            standalone, retrieval.question_tokens, retrieval.evidence
-        )
+        candidates = answerer.candidates(standalone, retrieval.question_tokens, retrieval.evidence)
         decision = decide(standalone, candidates, mode="llm", threshold=self.settings.llm_gate)
         gate_open, relevance = decision.answer, decision.confidence
         trace["answerability"] = decision.to_trace()
@@ -113,7 +111,7 @@ class LLMAnswerer:
         picks, extractive = answerer.choose(standalone, retrieval.question_tokens, candidates)
         trace["confidence"] = round(extractive.confidence, 4)
         seeds = [p.evidence.sent for p in picks] + [e.sent for e in retrieval.evidence]
-        blocks = build_blocks(self.engine.side, seeds)
+        blocks = build_blocks(self.engine.side, seeds, question_tokens=retrieval.question_tokens)
         messages = render(
             "answer",
             sources=format_sources(blocks),
@@ -132,6 +130,11 @@ class LLMAnswerer:
         trace["prompt"] = messages
 
         judge = _Judge(self.model) if self.settings.llm_check_claims else None
+        check = (
+            _AnswerCheck(self.model, standalone)
+            if self.settings.llm_answer_min > 0
+            else None
+        )
         grounder = Grounder(
             self.engine.side,
             retriever.coverage,
@@ -140,6 +143,8 @@ class LLMAnswerer:
             blocks,
             standalone,
             judge.ask if judge else None,
+            check.ask if check else None,
+            self.settings.llm_answer_min,
         )
         limit = self.settings.llm_max_tokens * CHARS_PER_TOKEN
         shown = _Shown()
@@ -207,6 +212,14 @@ class LLMAnswerer:
             timings["judge"] = judge.seconds * 1000
             usage = judge.usage + usage if judge.usage else usage
             trace["judge"] = {"asked": judge.asked, "failed": judge.failed}
+        if check:
+            timings["answer_check"] = check.seconds * 1000
+            usage = check.usage + usage if check.usage else usage
+            trace["answer_check"] = {
+                "asked": check.asked,
+                "failed": check.failed,
+                "min": self.settings.llm_answer_min,
+            }
         trace.update(
             {
                 "dropped_markers": grounding.dropped_markers,
@@ -221,7 +234,9 @@ class LLMAnswerer:
         notice = None
         if grounding.abstained:
             trace["gate"] = "output"
-            if not raw.strip():
+            if grounding.off_question:
+                trace["gate"] = "answer_check"  # true sentences, none of them an answer
+            elif not raw.strip():
                 notice = f"The model ({self.model.name}) returned an empty answer."
             elif grounding.failed_verification:
                 notice = "The index is out of date with the documents; run `assistant ingest`."
@@ -250,6 +265,7 @@ class LLMAnswerer:
             trace,
             notice,
             grounding.unsupported,
+            grounding.related if grounding.abstained else None,
         )
         yield answer
 
@@ -275,6 +291,7 @@ class LLMAnswerer:
         trace: dict[str, Any],
         notice: str | None = None,
         unsupported: list[str] | None = None,
+        related: list[Citation] | None = None,
     ) -> Answer:
         timings["total"] = (time.perf_counter() - t0) * 1000
         return Answer(
@@ -286,6 +303,7 @@ class LLMAnswerer:
             question,
             notice=notice,
             unsupported=list(unsupported or []),
+            related=list(related or []),
             usage=usage.to_dict() if usage else None,
             trace=trace,
         )
@@ -363,9 +381,7 @@ class _Judge:
         judge = getattr(self.model, "judge", None)
         if judge is None or self.failed:
             return None
-        messages = render(
-            "support", evidence=" ".join(evidence), question=question, claim=claim
-        )
+        messages = render("support", evidence=" ".join(evidence), question=question, claim=claim)
         t = time.perf_counter()
         try:
             result = judge(messages)
@@ -381,3 +397,41 @@ class _Judge:
         p, used = result
         self.usage = used + self.usage if used else self.usage
         return p
+
+
+class _AnswerCheck:
+    """The answer check per claim, "does the source answer this question?" (prompts/answers.md):
+    a source can say what a claim says and still not answer what was asked. One token, like the
+    support question; after a failure it is asked no more."""
+
+    def __init__(self, model: ChatModel, question: str) -> None:
+        self.model = model
+        self.question = question
+        self.asked = self.failed = 0
+        self.seconds = 0.0
+        self.usage: Usage | None = None
+
+    def ask(self, evidence: list[str]) -> float | None:
+        judge = getattr(self.model, "judge", None)
+        if judge is None or self.failed:
+            return None
+        t = time.perf_counter()
+        try:
+            result = judge(answer_check_messages(evidence, self.question))
+        except BackendError as exc:
+            log.warning("The answer check failed; answering without it: %s", exc.message)
+            self.failed += 1
+            return None
+        finally:
+            self.seconds += time.perf_counter() - t
+        if result is None:
+            return None
+        self.asked += 1
+        p, used = result
+        self.usage = used + self.usage if used else self.usage
+        return p
+
+
+def answer_check_messages(evidence: list[str], question: str) -> list[dict[str, str]]:
+    """prompts/answers.md for the sentence(s) a claim cites."""
+    return render("answers", evidence=" ".join(evidence), question=question)

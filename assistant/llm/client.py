@@ -314,11 +314,14 @@ class FakeChatModel:
         self,
         replies: Iterable[Reply] = (),
         judge: Callable[[list[Message]], float | None] | None = None,
+        answers: Callable[[list[Message]], float | None] | None = None,
     ) -> None:
         self._queue: deque[Reply] = deque(replies)
         self._judge = judge
+        self._answers = answers
         self.history: list[list[Message]] = []
         self.judged: list[list[Message]] = []  # the yes/no support questions asked
+        self.checked: list[list[Message]] = []  # the answer checks: "does this answer …?"
 
     def enqueue(self, *replies: Reply) -> None:
         self._queue.extend(replies)
@@ -342,9 +345,12 @@ class FakeChatModel:
         return text, self._usage(messages, text)
 
     def judge(self, messages: list[Message]) -> tuple[float, Usage | None] | None:
-        """`judge(messages)` of the constructor (None without one: no support check)."""
-        self.judged.append([dict(m) for m in messages])
-        p = self._judge(messages) if self._judge else None
+        """`judge(messages)` of the constructor for a support question (it has an "Answer:"
+        line), `answers(messages)` for an answer check; None without one: not asked."""
+        check = not re.search(r"^Answer: ", messages[-1]["content"], re.M)
+        (self.checked if check else self.judged).append([dict(m) for m in messages])
+        fn = self._answers if check else self._judge
+        p = fn(messages) if fn else None
         return None if p is None else (p, self._usage(messages, "yes"))
 
     def stream(self, messages: list[Message]) -> Iterator[str | Usage]:
