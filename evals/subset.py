@@ -3,8 +3,8 @@
     python evals/subset.py --split test --out /tmp/evals-test faq policy abstracts report
 
 `assistant eval` runs and reports every split; this writes a smaller sets file for runs that
-cost a real model's time per case: CI's local-mode gate (every 4th test case of the four new
-sets) and the runs of docs/llm.md.
+cost a real model's time per case: CI's local-mode gate (the test splits of the four new sets)
+and the runs of docs/llm.md (`--every N` for smaller subsets).
 """
 
 from __future__ import annotations
