@@ -339,6 +339,11 @@ def test_ui_status_panel_and_reingest(page: Any) -> None:
 
 def test_ui_example_questions_come_from_the_documents(page: Any) -> None:
     examples = page.locator("#examples button")
+    # the buttons are rendered before their labels: wait for the first label, not a fixed time
+    page.wait_for_function(
+        "() => (document.querySelector('#examples button')?.innerText || '').trim() !== ''",
+        timeout=ANSWER_TIMEOUT_MS,
+    )
     assert examples.count() >= 1
     first = examples.first.inner_text().strip()
     assert first.startswith("What do the documents say about ")
