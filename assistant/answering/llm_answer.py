@@ -368,8 +368,12 @@ class _Shown:
         return sep + text
 
 
-class _Judge:
-    """The model's yes/no support question per claim; after a failure it is asked no more."""
+class _OneTokenCheck:
+    """A yes/no question the model answers with one token (P(yes) from its logprobs); its time,
+    usage and count are kept, and after a failure it is asked no more."""
+
+    name = "check"  # for the warning a failure logs
+    without = "answering without it"
 
     def __init__(self, model: ChatModel) -> None:
         self.model = model
@@ -377,16 +381,15 @@ class _Judge:
         self.seconds = 0.0
         self.usage: Usage | None = None
 
-    def ask(self, question: str, claim: str, evidence: list[str]) -> float | None:
+    def _ask(self, messages: list[dict[str, str]]) -> float | None:
         judge = getattr(self.model, "judge", None)
         if judge is None or self.failed:
             return None
-        messages = render("support", evidence=" ".join(evidence), question=question, claim=claim)
         t = time.perf_counter()
         try:
             result = judge(messages)
         except BackendError as exc:
-            log.warning("The support check failed; grounding without it: %s", exc.message)
+            log.warning("The %s failed; %s: %s", self.name, self.without, exc.message)
             self.failed += 1
             return None
         finally:
@@ -399,37 +402,29 @@ class _Judge:
         return p
 
 
-class _AnswerCheck:
+class _Judge(_OneTokenCheck):
+    """The model's yes/no support question per claim (prompts/support.md)."""
+
+    name, without = "support check", "grounding without it"
+
+    def ask(self, question: str, claim: str, evidence: list[str]) -> float | None:
+        return self._ask(
+            render("support", evidence=" ".join(evidence), question=question, claim=claim)
+        )
+
+
+class _AnswerCheck(_OneTokenCheck):
     """The answer check per claim, "does the source answer this question?" (prompts/answers.md):
-    a source can say what a claim says and still not answer what was asked. One token, like the
-    support question; after a failure it is asked no more."""
+    a source can say what a claim says and still not answer what was asked."""
+
+    name, without = "answer check", "answering without it"
 
     def __init__(self, model: ChatModel, question: str) -> None:
-        self.model = model
+        super().__init__(model)
         self.question = question
-        self.asked = self.failed = 0
-        self.seconds = 0.0
-        self.usage: Usage | None = None
 
     def ask(self, evidence: list[str]) -> float | None:
-        judge = getattr(self.model, "judge", None)
-        if judge is None or self.failed:
-            return None
-        t = time.perf_counter()
-        try:
-            result = judge(answer_check_messages(evidence, self.question))
-        except BackendError as exc:
-            log.warning("The answer check failed; answering without it: %s", exc.message)
-            self.failed += 1
-            return None
-        finally:
-            self.seconds += time.perf_counter() - t
-        if result is None:
-            return None
-        self.asked += 1
-        p, used = result
-        self.usage = used + self.usage if used else self.usage
-        return p
+        return self._ask(answer_check_messages(evidence, self.question))
 
 
 def answer_check_messages(evidence: list[str], question: str) -> list[dict[str, str]]:
