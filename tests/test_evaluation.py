@@ -10,11 +10,13 @@ from assistant.answering.extractive import ABSTAIN_TEXT
 from assistant.answering.retrieve import HybridRetriever, Retrieval
 from assistant.errors import BadInputError
 from assistant.evaluation.harness import (
+    HELD_OUT,
     aggregate,
     baseline_of,
     case_diff,
     compare,
     dump_baseline,
+    gate,
     load_cases,
     load_sets,
     normalize,
@@ -418,6 +420,31 @@ def test_each_split_is_aggregated_and_gated_and_the_baseline_records_both() -> N
     assert not any(p.startswith("s (dev):") for p in problems)
     both = pooled([_split_report(dev + test, "a"), _split_report(worse, "b")])
     assert both["splits"]["test"]["cases"] == 20 and both["set"] == "pooled"
+
+
+def test_a_regressed_test_case_is_named_by_its_id_only_unless_asked() -> None:
+    def case(cid: str, split: str, passed: bool) -> dict:
+        return {**_result(cid, passed, passed, "Leeds [1]" if passed else "Paris [1]"),
+                "question": f"Where is {cid}?", "split": split}
+
+    base = baseline_of([_split_report([case("d1", "dev", True), case("t1", "test", True)])])
+    now = _split_report([case("d1", "dev", False), case("t1", "test", False)])
+    problems = gate([now], base)
+    assert "s: d1 regressed: 'Where is d1?' -> 'Paris [1]'" in problems
+    held = [p for p in problems if "t1" in p]
+    assert held == [f"s: t1 regressed {HELD_OUT}"]
+    diff = case_diff(now, base["sets"]["s"])
+    (hidden,) = [c for c in diff["regressed"] if c["id"] == "t1"]
+    assert hidden["hidden"] and "Where is t1" not in json.dumps(hidden)
+    assert "Paris" not in json.dumps(hidden) and "Leeds" not in json.dumps(hidden)
+    report = markdown_report([now], problems=problems, changes=[], diffs={"s": diff}, notes=[],
+                             baseline_label="b.json")
+    assert "Where is d1?" in report and "Where is t1?" not in report
+    # asked for (--show-test-cases): the test case is shown like any other
+    shown = gate([now], base, show_test=True)
+    assert "s: t1 regressed: 'Where is t1?' -> 'Paris [1]'" in shown
+    must = {**case("t2", "test", False), "must_pass": True}
+    assert gate([_split_report([must])], None) == [f"s: must_pass case t2 failed {HELD_OUT}"]
 
 
 def test_risk_coverage_takes_the_most_confident_first_and_its_area_is_the_mean_risk() -> None:

@@ -433,8 +433,17 @@ def failure_reasons(result: dict[str, Any]) -> list[str]:
     return reasons
 
 
-def case_diff(rep: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
-    """Cases that regressed or were fixed since the baseline, with both answers."""
+# What a test-split case shows in the gate's output unless asked (`--show-test-cases`): its id and
+# that it changed, never its question or answers. The test splits are held out: reading their
+# misses while changing the engine tunes it to them (docs/evaluation.md, "Held-out protocol").
+HELD_OUT = "(a held-out test case: not shown; --show-test-cases shows it)"
+
+
+def case_diff(
+    rep: dict[str, Any], base: dict[str, Any], *, show_test: bool = False
+) -> dict[str, Any]:
+    """Cases that regressed or were fixed since the baseline, with both answers (a test-split
+    case's question and answers only with `show_test`)."""
     before = baseline_cases(base)
     diff: dict[str, Any] = {"regressed": [], "fixed": [], "new": [], "changed": 0}
     for r in rep["results"]:
@@ -442,15 +451,18 @@ def case_diff(rep: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
         if was is None:
             diff["new"].append(r["id"])
             continue
+        hidden = r.get("split") == "test" and not show_test
         entry = {
             "id": r["id"],
-            "question": r["question"],
+            "split": r.get("split", "dev"),
+            "hidden": hidden,
+            "question": HELD_OUT if hidden else r["question"],
             "tags": r["tags"],
             "must_pass": r["must_pass"],
-            "expected": r.get("expected", []),
-            "why": failure_reasons(r),
-            "was": was.get("answer"),
-            "now": r["answer"],
+            "expected": [] if hidden else r.get("expected", []),
+            "why": [] if hidden else failure_reasons(r),
+            "was": None if hidden else was.get("answer"),
+            "now": "" if hidden else r["answer"],
         }
         if was["passed"] and not r["passed"]:
             diff["regressed"].append(entry)
@@ -486,14 +498,19 @@ def _aggregate_problems(reports: list[dict[str, Any]], baseline: dict[str, Any])
     return problems
 
 
-def compare(reports: list[dict[str, Any]], baseline: dict[str, Any]) -> list[str]:
+def compare(
+    reports: list[dict[str, Any]], baseline: dict[str, Any], *, show_test: bool = False
+) -> list[str]:
     """Regressions of aggregate metrics beyond tolerance, and cases that passed and fail now."""
     problems = _aggregate_problems(reports, baseline)
     for rep in reports:
         base = baseline.get("sets", {}).get(rep["set"])
         if base is None:
             continue
-        for case in case_diff(rep, base)["regressed"]:
+        for case in case_diff(rep, base, show_test=show_test)["regressed"]:
+            if case["hidden"]:
+                problems.append(f"{rep['set']}: {case['id']} regressed {HELD_OUT}")
+                continue
             problems.append(
                 f"{rep['set']}: {case['id']} regressed: {case['question']!r} -> "
                 f"{case['now'][:120]!r}"
@@ -501,25 +518,41 @@ def compare(reports: list[dict[str, Any]], baseline: dict[str, Any]) -> list[str
     return problems
 
 
-def _must_pass_failures(reports: list[dict[str, Any]]) -> list[str]:
-    return [
-        f"{rep['set']}: must_pass case {r['id']} failed: {r['question']!r} -> {r['answer'][:120]!r}"
-        for rep in reports
-        for r in rep["results"]
-        if r["must_pass"] and not r["passed"]
-    ]
+def _must_pass_failures(reports: list[dict[str, Any]], show_test: bool = False) -> list[str]:
+    out = []
+    for rep in reports:
+        for r in rep["results"]:
+            if not r["must_pass"] or r["passed"]:
+                continue
+            if r.get("split") == "test" and not show_test:
+                out.append(f"{rep['set']}: must_pass case {r['id']} failed {HELD_OUT}")
+            else:
+                out.append(f"{rep['set']}: must_pass case {r['id']} failed: {r['question']!r} -> "
+                           f"{r['answer'][:120]!r}")
+    return out
 
 
-def gate(reports: list[dict[str, Any]], baseline: dict[str, Any] | None) -> list[str]:
-    """Everything that fails the gate: failing must_pass cases, then `compare`."""
-    return _must_pass_failures(reports) + compare(reports, baseline or {})
+def gate(
+    reports: list[dict[str, Any]], baseline: dict[str, Any] | None, *, show_test: bool = False
+) -> list[str]:
+    """Everything that fails the gate: failing must_pass cases, then `compare` (a test-split
+    case by its id only, unless `show_test`)."""
+    return _must_pass_failures(reports, show_test) + compare(
+        reports, baseline or {}, show_test=show_test
+    )
 
 
 def gate_summary(
-    reports: list[dict[str, Any]], baseline: dict[str, Any] | None, diffs: dict[str, Any]
+    reports: list[dict[str, Any]],
+    baseline: dict[str, Any] | None,
+    diffs: dict[str, Any],
+    *,
+    show_test: bool = False,
 ) -> list[str]:
     """The gate's problems for the report: as `gate`, but regressed cases as a count per set."""
-    summary = _must_pass_failures(reports) + _aggregate_problems(reports, baseline or {})
+    summary = _must_pass_failures(reports, show_test) + _aggregate_problems(
+        reports, baseline or {}
+    )
     return summary + [
         f"{name}: {len(d['regressed'])} case(s) that passed in the baseline fail now "
         "(listed under Cases against the baseline)"
@@ -642,6 +675,7 @@ def run_cli(
         )
 
     notes, diffs = [], {}
+    show_test = bool(getattr(args, "show_test_cases", False))
     if baseline is None:
         notes.append(
             f"no baseline at {_shown(baseline_path)}; run with --update-baseline to create it."
@@ -655,8 +689,8 @@ def run_cli(
                     "must_pass cases are gated."
                 )
             else:
-                diffs[rep["set"]] = case_diff(rep, base)
-    problems = [] if args.update_baseline else gate(reports, baseline)
+                diffs[rep["set"]] = case_diff(rep, base, show_test=show_test)
+    problems = [] if args.update_baseline else gate(reports, baseline, show_test=show_test)
 
     print(overall_table(reports))
     print()
@@ -674,7 +708,9 @@ def run_cli(
     if report_md:
         text = markdown_report(
             reports,
-            problems=[] if args.update_baseline else gate_summary(reports, baseline, diffs),
+            problems=[]
+            if args.update_baseline
+            else gate_summary(reports, baseline, diffs, show_test=show_test),
             changes=metric_changes(reports, baseline or {}),
             diffs=diffs,
             notes=notes,

@@ -107,6 +107,8 @@ def _was_now(was: str | None, now: str) -> tuple[str, str]:
 def _case_lines(case: dict[str, Any]) -> list[str]:
     flags = ", ".join(case["tags"] + (["must_pass"] if case["must_pass"] else []))
     lines = [f"- **{case['id']}** ({flags}): {case['question']}"]
+    if case.get("hidden"):  # a held-out test case: its id only
+        return lines
     if case["expected"]:
         lines.append("  - expected: " + " / ".join(case["expected"]))
     else:

@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work", metavar="DIR", help="folder for the eval indexes (default: temp)")
     p.add_argument("--baseline", metavar="PATH",
                    help="baseline file (default: baseline.json next to the sets file)")
+    p.add_argument("--show-test-cases", action="store_true",
+                   help="show the question and answers of regressed test-split cases (held out: "
+                        "by default only their ids, so their misses are not studied)")
     p.add_argument("--update-baseline", action="store_true",
                    help="write the current figures as the new baseline instead of gating")
     _mode(p)
