@@ -18,8 +18,10 @@ import pytest
 
 from assistant import Answer, Assistant
 from assistant.answering.extractive import ABSTAIN_TEXT
+from assistant.answering.grounding import misbound_numbers
 from assistant.errors import BackendError, ConfigError
 from assistant.evaluation.harness import run_set
+from assistant.indexing.lexical import tokenize
 from assistant.interfaces.cli import _stream_to_terminal, main
 from assistant.llm.client import FakeChatModel
 from tests.conftest import LLM_ENV
@@ -821,3 +823,47 @@ def test_openai_answer_check_through_the_server(corpus, encoder, server, monkeyp
     assert answer.abstained and [c.quote for c in answer.related] == [DESIGNER]
     assert server.judged == []  # no support question for a claim that answers nothing
     assert answer.usage and answer.usage["prompt_tokens"] > len(sent[-1]["content"].split())
+
+
+SURVEY = (
+    "Volunteers surveyed the trees. In 2022, 63 trained volunteers surveyed lichens on 540 trees."
+)
+
+
+@pytest.fixture(scope="module")
+def survey(tmp_path_factory: pytest.TempPathFactory, encoder: Any) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("survey")
+    seeds = base / "seeds"
+    seeds.mkdir()
+    (seeds / "survey.txt").write_text(f"Lichen survey\n\n{SURVEY}\n", encoding="utf-8")
+    Assistant(seeds_dir=seeds, index_dir=base / "index", encoder=encoder).ingest()
+    return seeds, base / "index"
+
+
+@pytest.mark.parametrize(
+    ("claim", "shown"),
+    [
+        ("63 trees were surveyed by the volunteers.", False),  # 63 counts volunteers, not trees
+        ("540 trees were surveyed by 63 volunteers.", True),
+        ("The volunteers surveyed lichens on 540 trees.", True),
+    ],
+)
+def test_a_number_attached_to_what_the_source_counts_with_another_is_not_shown(
+    survey, encoder, claim: str, shown: bool
+) -> None:
+    a, _ = fake_assistant(survey, encoder, lambda m: f"{claim[:-1]} [{block_of(m, '540')}].")
+    answer = a.ask("How many trees did the volunteers survey?")
+    if shown:
+        assert not answer.abstained and answer.citations[0].quote.endswith("540 trees.")
+    else:
+        assert answer.abstained and answer.unsupported == [claim]
+
+
+def test_misbound_numbers_reads_what_each_number_counts() -> None:
+    source = [tokenize("63 trained volunteers surveyed lichens on 540 trees of 3 species")]
+    assert misbound_numbers(tokenize("63 trees were surveyed"), source) == [("63", "tree")]
+    assert misbound_numbers(tokenize("540 trees and 63 volunteers"), source) == []
+    assert misbound_numbers(tokenize("540 trees"), source) == []
+    # a number the source attaches to nothing else, or a word it counts with no number: not a swap
+    assert misbound_numbers(tokenize("12 trees"), source) == []
+    assert misbound_numbers(tokenize("63 sites"), source) == []

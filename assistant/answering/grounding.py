@@ -3,12 +3,13 @@
 Each answer sentence is aligned (lexically and by embedding) to the sentence(s) of the blocks it
 cites, or of all blocks when it cites none or the wrong one, and every span is verified against the
 source file. The names and numbers of a claim must be in the sentence(s) it is aligned to (or, for
-"She…", the sentence just before); a sentence that reads as an instruction to a model supports
-nothing. When the model can score it, a yes/no question "does this sentence say the claim?" is
-asked per claim, so who did what to whom is checked too; and, until one claim answers, "does the
-cited source answer the question?" (a true sentence beside the point answers nothing: when no
-claim answers, the answer abstains and its passages are related, not cited). Markers that point
-nowhere are dropped; the markers the user sees are renumbered to the verified citations.
+"She…", the sentence just before), each number counting what the source counts with it; a
+sentence that reads as an instruction to a model supports nothing. When the model can score it, a
+yes/no question "does this sentence say the claim?" is asked per claim, so who did what to whom is
+checked too; and, until one claim answers, "does the cited source answer the question?" (a true
+sentence beside the point answers nothing: when no claim answers, the answer abstains and its
+passages are related, not cited). Markers that point nowhere are dropped; the markers the user
+sees are renumbered to the verified citations.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -277,6 +279,7 @@ class Grounder:
             and claimed <= _numbers(covered)
             and not contradicted
             and claim.names <= covered | self._referents(chosen)
+            and not misbound_numbers(claim.own, [tokenize(self.side.sent_text[s]) for s in chosen])
         )
         return sorted(chosen) if supported else []
 
@@ -383,3 +386,29 @@ def _with_markers(claim: str, numbers: list[int]) -> str:
 
 def _numbers(tokens: Iterable[str]) -> set[str]:
     return {t.replace(",", "") for t in tokens if t[:1].isdigit()}
+
+
+def _counted(tokens: list[str]) -> set[tuple[str, str]]:
+    """(number, the content word right after it) pairs of a token list: what each number counts
+    or measures ("63 trained volunteers" -> (63, train), "540 trees" -> (540, tree))."""
+    return {
+        (a.replace(",", ""), b)
+        for a, b in pairwise(tokens)
+        if a[:1].isdigit() and not b[:1].isdigit()
+    }
+
+
+def misbound_numbers(claim: list[str], sources: list[list[str]]) -> list[tuple[str, str]]:
+    """The claim's numbers attached to a word the source attaches to another number, while the
+    source attaches that number to another word: "63 trees" from "63 trained volunteers surveyed
+    540 trees". Both numbers and both words are in the source, so coverage and the number check
+    pass; the claim still says something the source does not. Arguments are content tokens in
+    order (`tokenize`), one list per supporting sentence."""
+    said = set().union(*(_counted(t) for t in sources)) if sources else set()
+    wrong = []
+    for n, w in sorted(_counted(claim) - said):
+        other_number = any(w2 == w and n2 != n for n2, w2 in said)
+        other_word = any(n2 == n and w2 != w for n2, w2 in said)
+        if other_number and other_word:
+            wrong.append((n, w))
+    return wrong
