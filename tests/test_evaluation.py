@@ -40,6 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_normalize_and_token_f1_squad_style_punctuation_as_space() -> None:
     assert normalize("The U.S.  top-trade partner!") == "u s top trade partner"
+    # any Unicode punctuation: an en dash retyped as a hyphen, curly quotes as straight ones
+    assert normalize("within 5–10 working days") == normalize("within 5-10 working days")
+    assert normalize("“Wool and Water” … don’t") == normalize('"Wool and Water" ... don\'t')
     assert token_f1("Mexico replaced China", "Mexico") == pytest.approx(0.5)
     assert token_f1("nothing here", "Mexico") == 0.0
 

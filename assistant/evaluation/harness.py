@@ -8,6 +8,7 @@ import string
 import sys
 import tempfile
 import time
+import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -47,9 +48,14 @@ SPLITS = ("dev", "test")  # a case's `split`; a case without one counts as dev
 
 
 def normalize(text: str) -> str:
-    """SQuAD-style: lower case, punctuation as spaces ("three-day" = "three day"), no articles."""
-    text = text.lower().replace("’", "'").replace("“", '"').replace("”", '"')
-    text = "".join(" " if c in string.punctuation else c for c in text)
+    """SQuAD-style: lower case, punctuation as spaces ("three-day" = "three day"), no articles.
+    Punctuation is any Unicode punctuation, so "5–10 days" (en dash) = "5-10 days": a model
+    retyping a range with a hyphen says the same thing."""
+    text = text.lower()
+    text = "".join(
+        " " if c in string.punctuation or unicodedata.category(c).startswith("P") else c
+        for c in text
+    )
     text = re.sub(r"\b(a|an|the)\b", " ", text)
     return " ".join(text.split())
 
