@@ -445,6 +445,11 @@ def failure_reasons(result: dict[str, Any]) -> list[str]:
 HELD_OUT = "(a held-out test case: not shown; --show-test-cases shows it)"
 
 
+def _withheld(result: dict[str, Any], show_test: bool) -> bool:
+    """Whether a case's question and answers stay out of the gate's output."""
+    return result.get("split") == "test" and not show_test
+
+
 def case_diff(
     rep: dict[str, Any], base: dict[str, Any], *, show_test: bool = False
 ) -> dict[str, Any]:
@@ -457,10 +462,9 @@ def case_diff(
         if was is None:
             diff["new"].append(r["id"])
             continue
-        hidden = r.get("split") == "test" and not show_test
+        hidden = _withheld(r, show_test)
         entry = {
             "id": r["id"],
-            "split": r.get("split", "dev"),
             "hidden": hidden,
             "question": HELD_OUT if hidden else r["question"],
             "tags": r["tags"],
@@ -530,7 +534,7 @@ def _must_pass_failures(reports: list[dict[str, Any]], show_test: bool = False) 
         for r in rep["results"]:
             if not r["must_pass"] or r["passed"]:
                 continue
-            if r.get("split") == "test" and not show_test:
+            if _withheld(r, show_test):
                 out.append(f"{rep['set']}: must_pass case {r['id']} failed {HELD_OUT}")
             else:
                 out.append(f"{rep['set']}: must_pass case {r['id']} failed: {r['question']!r} -> "
