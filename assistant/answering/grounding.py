@@ -384,18 +384,19 @@ def _with_markers(claim: str, numbers: list[int]) -> str:
     return f"{claim} {markers}"
 
 
+def _number(token: str) -> str | None:
+    """The token as a number ("1,150" -> "1150"), or None when it is a word."""
+    return token.replace(",", "") if token[:1].isdigit() else None
+
+
 def _numbers(tokens: Iterable[str]) -> set[str]:
-    return {t.replace(",", "") for t in tokens if t[:1].isdigit()}
+    return {n for t in tokens if (n := _number(t))}
 
 
 def _counted(tokens: list[str]) -> set[tuple[str, str]]:
     """(number, the content word right after it) pairs of a token list: what each number counts
     or measures ("63 trained volunteers" -> (63, train), "540 trees" -> (540, tree))."""
-    return {
-        (a.replace(",", ""), b)
-        for a, b in pairwise(tokens)
-        if a[:1].isdigit() and not b[:1].isdigit()
-    }
+    return {(n, b) for a, b in pairwise(tokens) if (n := _number(a)) and _number(b) is None}
 
 
 def misbound_numbers(claim: list[str], sources: list[list[str]]) -> list[tuple[str, str]]:
