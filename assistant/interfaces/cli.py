@@ -86,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update-baseline", action="store_true",
                    help="write the current figures as the new baseline instead of gating")
     _mode(p)
+
+    p = sub.add_parser("build-server",
+                       help="build llama-server from source for this CPU (local mode, where the "
+                            "bundled one stops with SIGILL; needs cmake and g++, ~15 min)")
+    p.add_argument("--sdist", metavar="PATH",
+                   help="a downloaded llama_cpp_python-0.3.36.tar.gz (default: pip downloads it)")
+    p.add_argument("--jobs", type=int, metavar="N", help="parallel compile jobs (default: CPUs)")
+    p.add_argument("--force", action="store_true", help="build again over an existing build")
     return parser
 
 
@@ -226,6 +234,15 @@ def _run(args: argparse.Namespace) -> int:
         from assistant.evaluation.harness import run_cli
 
         return run_cli(args)  # passes --mode to each Assistant it builds
+    if args.command == "build-server":
+        from pathlib import Path
+
+        from assistant.config import Settings
+        from assistant.llm.build_server import build
+
+        build(cache_dir=Settings.load().cache_dir, sdist=Path(args.sdist) if args.sdist else None,
+              jobs=args.jobs, force=args.force)
+        return 0
     return 2
 
 

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.errors import BackendError, LocalModelError
 from assistant.fileio import default_cache_dir
+from assistant.llm.build_server import built_binary
 from assistant.llm.client import Message, OpenAIChatModel, Usage
 
 if TYPE_CHECKING:
@@ -54,10 +55,12 @@ _STOP_GRACE_S = 1.5  # a server busy with a non-streaming request ignores the fi
 
 
 # -- finding the binary and the model ----------------------------------------------------------
-def find_binary(explicit: Path | None = None) -> tuple[Path, dict[str, str]]:
+def find_binary(explicit: Path | None = None,
+                cache_dir: Path | None = None) -> tuple[Path, dict[str, str]]:
     """The llama-server to run and the environment it needs.
 
-    `ASSISTANT_LLAMA_SERVER` (explicit) > `llama-server` on PATH > the `local` extra's binary.
+    `ASSISTANT_LLAMA_SERVER` (explicit) > `llama-server` on PATH > the one `assistant
+    build-server` built for this machine (in the cache folder) > the `local` extra's binary.
     `LLAMA_ARG_*` and `HF_*` variables are dropped: llama-server reads them as flag defaults.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLAMA_ARG_", "HF_"))}
@@ -70,6 +73,8 @@ def find_binary(explicit: Path | None = None) -> tuple[Path, dict[str, str]]:
         return explicit, env
     if on_path := shutil.which("llama-server"):
         return Path(on_path), env
+    if (built := built_binary(cache_dir)).is_file():
+        return built, env
     if importlib.util.find_spec(RUNTIME_PACKAGE) is None:
         raise LocalModelError("Local mode needs a llama-server binary, and none was found.",
                               f"{EXTRA_HINT}, or set ASSISTANT_LLAMA_SERVER.")
@@ -321,8 +326,9 @@ class LocalServer:
             return LocalModelError(
                 f"The local model server {self.binary} crashed at start-up (SIGILL: this CPU "
                 "lacks an instruction the binary was built for).",
-                "Set ASSISTANT_LLAMA_SERVER to a llama-server built for this machine "
-                f"(docs/llm.md, Local mode); {where}.")
+                "Build one for this machine with `assistant build-server` (about 15 minutes; "
+                "needs cmake and g++), or set ASSISTANT_LLAMA_SERVER to a llama-server built "
+                f"for it (docs/llm.md, Local mode); {where}.")
         if code < 0:
             return LocalModelError(
                 f"The local model server {self.binary} crashed at start-up "
@@ -415,7 +421,7 @@ class LocalChatModel:
                                    "temperature": settings.llm_temperature,
                                    "max_tokens": settings.llm_max_tokens}
         try:
-            binary, env = find_binary(settings.llama_server)
+            binary, env = find_binary(settings.llama_server, settings.cache_dir)
             if explicit is not None:
                 check_gguf(explicit)
             model = explicit or default_model(settings.cache_dir)
