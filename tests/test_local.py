@@ -251,6 +251,14 @@ def test_local_cli_ask_json_prints_the_start_up_and_leaves_no_server(corpus, fak
     assert server_pids(str(fake_model)) == []
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT back to its default. A shell without job control starts a background
+    command (`bash .ci/run &`) with SIGINT ignored, every process below inherits that, and Python
+    then keeps ignoring it instead of raising KeyboardInterrupt: Ctrl+C, as a terminal sends it to
+    a foreground `serve`, is what these tests stand for."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _serve(corpus: tuple[Path, Path], binary: Path, model: Path, tmp_path: Path
            ) -> subprocess.Popen[str]:
     """`assistant serve --mode local`, once its model is ready and its UI port accepts."""
@@ -265,7 +273,8 @@ def _serve(corpus: tuple[Path, Path], binary: Path, model: Path, tmp_path: Path
         proc = subprocess.Popen(
             [sys.executable, "-m", "assistant", "serve", "--seeds", str(corpus[0]), "--index",
              str(corpus[1]), "--mode", "local", "--port", str(port)],
-            stderr=err, stdout=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
+            stderr=err, stdout=subprocess.DEVNULL, text=True, env=env, cwd=ROOT,
+            preexec_fn=_default_sigint)
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
         try:  # a signal before uvicorn has started makes it exit 3 (startup failure)
