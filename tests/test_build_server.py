@@ -145,3 +145,18 @@ def test_a_failed_download_says_so_and_names_the_way_around_it(tmp_path):
     assert err.value.message == ("pip could not download llama-cpp-python 0.3.36's source: ERROR: "
                                  "No matching distribution found for llama-cpp-python==0.3.36.")
     assert "--sdist PATH" in err.value.hint
+
+
+def test_a_cache_folder_that_cannot_be_written_is_one_sentence(tools, sdist, tmp_path):
+    cache = tmp_path / "read-only"
+    cache.mkdir()
+    cache.chmod(0o500)
+    try:
+        if os.access(cache, os.W_OK):  # root ignores the mode bits
+            (cache / "llama-server").write_text("a file where the folder should be")
+        with pytest.raises(LocalModelError) as err:
+            build_server.build(cache_dir=cache, sdist=sdist, log=lambda _: None)
+    finally:
+        cache.chmod(0o700)
+    assert err.value.message.startswith(f"Cannot build into {cache / 'llama-server'}")
+    assert "ASSISTANT_CACHE_DIR" in err.value.hint

@@ -134,6 +134,16 @@ def build(
             raise LocalModelError(f"Building llama-server needs {tool}, which is not on PATH.",
                                   "Install cmake and a C/C++ compiler (Debian: apt-get install "
                                   "cmake g++), then run this again.")
+    try:
+        return _build(target, sdist, jobs, log, run)
+    except OSError as exc:  # the cache folder is not writable, the disk is full, ...
+        raise LocalModelError(
+            f"Cannot build into {target.parent} ({exc.strerror or exc}).",
+            "Set ASSISTANT_CACHE_DIR to a writable folder with ~1 GB free.") from None
+
+
+def _build(target: Path, sdist: Path | None, jobs: int | None, log: Callable[[str], None],
+           run: Callable[..., subprocess.CompletedProcess[bytes]]) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="build-", dir=target.parent) as tmp:
@@ -169,10 +179,10 @@ def build(
                                   "Report this with the output of the build.")
         staged = work / f"{BINARY}.staged"
         shutil.copy2(produced, staged)
+        os.replace(staged, target)  # a half-copied binary never has the final name
         (target.parent / "build.json").write_text(json.dumps({
             "source": f"{SDIST_PACKAGE} {SDIST_VERSION} ({SDIST_FILE}), vendor/llama.cpp",
             "sha256": SDIST_SHA256, "cmake_flags": flags, "machine": platform.machine(),
             "seconds": round(time.monotonic() - t0, 1)}, indent=1) + "\n", encoding="utf-8")
-        os.replace(staged, target)  # a half-copied binary never has the final name
     log(f"Built {target} in {time.monotonic() - t0:.0f} s; local mode uses it from now on.")
     return target
