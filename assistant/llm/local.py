@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assistant.errors import BackendError, LocalModelError
-from assistant.fileio import default_cache_dir
+from assistant.fileio import default_cache_dir, file_sha256
 from assistant.llm.build_server import built_binary
 from assistant.llm.client import Message, OpenAIChatModel, Usage
 
@@ -125,11 +125,7 @@ def join_parts(parts: list[Path], dest: Path, size: int, sha256: str) -> None:
 
 def verify_model(path: Path, size: int, sha256: str) -> None:
     """A clear error unless the file has exactly this size and sha256."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    if path.stat().st_size != size or digest.hexdigest() != sha256:
+    if path.stat().st_size != size or file_sha256(path) != sha256:
         raise LocalModelError(
             f"The local model file {path} is damaged (its sha256 does not match).",
             "Delete it; it is joined again from the installed parts on the next start.")
