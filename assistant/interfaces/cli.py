@@ -14,6 +14,7 @@ from typing import Any
 
 from assistant.config import parse_log_level
 from assistant.errors import AssistantError, ConfigError
+from assistant.interfaces.shutdown import arm_exit_deadline
 
 EXIT_CODES = """exit codes: 0 ok, 1 error, 2 usage or bad input, 3 seeds folder problem,
 4 index missing or incompatible, 5 embedding model problem, 6 backend failure (e.g. the Chroma
@@ -147,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         _discard_stdout()
         return 141  # 128 + SIGPIPE, what the shell reports for a program the pipe ended
     except KeyboardInterrupt:
+        arm_exit_deadline(signal.SIGINT)
         print("interrupted", file=sys.stderr)
         return 130
     finally:
@@ -161,6 +163,7 @@ def _exit_on_sigterm() -> Any:
         return None
 
     def terminate(signum: int, frame: Any) -> None:
+        arm_exit_deadline(signum)
         raise SystemExit(128 + signum)
 
     return signal.signal(signal.SIGTERM, terminate)

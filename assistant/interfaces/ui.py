@@ -28,6 +28,7 @@ from assistant.errors import AssistantError, BadInputError, ServeError
 from assistant.inputs import check_text
 from assistant.interfaces import ui_html
 from assistant.interfaces.http_api import create_app
+from assistant.interfaces.shutdown import arm_exit_deadline
 from assistant.types import Answer
 
 log = logging.getLogger(__name__)
@@ -752,6 +753,15 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, whose stop request (SIGTERM, Ctrl+C) also arms the exit deadline: its
+    own graceful shutdown, or a thread it leaves, cannot keep the process alive past it."""
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        arm_exit_deadline(sig)
+        super().handle_exit(sig, frame)
+
+
 def serve(assistant: Any, *, host: str = "127.0.0.1", port: int = 7860) -> int:
     """Run the UI and both APIs until interrupted."""
     if host not in LOOPBACK and not assistant.settings.ui_auth:
@@ -772,7 +782,7 @@ def serve(assistant: Any, *, host: str = "127.0.0.1", port: int = 7860) -> int:
     # open event streams (browsers, gradio_client) would otherwise hold up Ctrl+C and SIGTERM
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=3)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        _Server(config).run(sockets=[sock])
     finally:
         sock.close()
     return 0

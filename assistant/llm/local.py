@@ -385,7 +385,8 @@ _LIVE: set[LocalServer] = set()
 
 
 @atexit.register
-def _stop_all() -> None:
+def stop_all() -> None:
+    """Stop every local model server this process started (at exit, or when it must end)."""
     for server in list(_LIVE):
         server.stop()
 
