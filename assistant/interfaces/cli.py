@@ -9,12 +9,11 @@ import os
 import re
 import signal
 import sys
-import threading
 from typing import Any
 
 from assistant.config import parse_log_level
 from assistant.errors import AssistantError, ConfigError
-from assistant.interfaces.shutdown import arm_exit_deadline
+from assistant.interfaces.shutdown import arm_exit_deadline, install_stop_handlers
 
 EXIT_CODES = """exit codes: 0 ok, 1 error, 2 usage or bad input, 3 seeds folder problem,
 4 index missing or incompatible, 5 embedding model problem, 6 backend failure (e.g. the Chroma
@@ -133,7 +132,9 @@ def _setup_logging(verbose: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    previous = _exit_on_sigterm()
+    # SIGTERM ends the command like Ctrl+C does (Python's default would die without running
+    # atexit, and leave a local model server behind); both arm the exit deadline
+    restore = install_stop_handlers()
     try:
         _setup_logging(args.verbose)
         code = _run(args)
@@ -152,21 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _exit_on_sigterm() -> Any:
-    """SIGTERM ends the command like Ctrl+C does, so a local model server is stopped on the way
-    out (Python's default would die without running atexit). The previous handler, or None."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def terminate(signum: int, frame: Any) -> None:
-        arm_exit_deadline(signum)
-        raise SystemExit(128 + signum)
-
-    return signal.signal(signal.SIGTERM, terminate)
+        if restore is not None:
+            restore()
 
 
 def _discard_stdout() -> None:

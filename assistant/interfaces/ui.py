@@ -28,7 +28,7 @@ from assistant.errors import AssistantError, BadInputError, ServeError
 from assistant.inputs import check_text
 from assistant.interfaces import ui_html
 from assistant.interfaces.http_api import create_app
-from assistant.interfaces.shutdown import arm_exit_deadline
+from assistant.interfaces.shutdown import arm_exit_deadline, stop_requested
 from assistant.types import Answer
 
 log = logging.getLogger(__name__)
@@ -755,11 +755,18 @@ def listen(host: str, port: int) -> socket.socket:
 
 class _Server(uvicorn.Server):
     """uvicorn's server, whose stop request (SIGTERM, Ctrl+C) also arms the exit deadline: its
-    own graceful shutdown, or a thread it leaves, cannot keep the process alive past it."""
+    own graceful shutdown, or a thread it leaves, cannot keep the process alive past it. A stop
+    requested before uvicorn took the signals over (while the app was built), whose exception
+    Python dropped, is honoured at the first tick (see `shutdown`)."""
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         arm_exit_deadline(sig)
         super().handle_exit(sig, frame)
+
+    async def on_tick(self, counter: int) -> bool:
+        if stop_requested() is not None:
+            self.should_exit = True
+        return await super().on_tick(counter)
 
 
 def serve(assistant: Any, *, host: str = "127.0.0.1", port: int = 7860) -> int:
@@ -785,4 +792,5 @@ def serve(assistant: Any, *, host: str = "127.0.0.1", port: int = 7860) -> int:
         _Server(config).run(sockets=[sock])
     finally:
         sock.close()
-    return 0
+    stopped_by = stop_requested()
+    return 0 if stopped_by is None else 128 + stopped_by

@@ -386,9 +386,18 @@ _LIVE: set[LocalServer] = set()
 
 @atexit.register
 def stop_all() -> None:
-    """Stop every local model server this process started (at exit, or when it must end)."""
+    """Stop every local model server this process started (at exit)."""
     for server in list(_LIVE):
         server.stop()
+
+
+def kill_all() -> None:
+    """SIGKILL every local model server this process started, taking no lock: for a process that
+    must end now, whatever its other threads hold."""
+    for server in list(_LIVE):
+        proc = server.proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()  # Popen ignores a process that has just ended
 
 
 # -- the chat model ------------------------------------------------------------------------------
