@@ -79,3 +79,18 @@ def test_a_stop_whose_exception_python_dropped_still_stops_the_server(sig):
     assert "Exception ignored in" in proc.stderr  # the case this is about did happen
     assert proc.returncode == 0, proc.stderr  # it ended by itself, not by the deadline (128+n)
     assert proc.stdout.split("\n")[:2] == ["requested True", "stopped after 0 s"], proc.stdout
+
+
+def test_a_signal_ignored_at_start_stays_ignored():
+    # `cmd &` in a non-interactive shell starts with SIGINT ignored; Ctrl+C must not reach it
+    script = ("import os, signal, time\n"
+              "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+              "from assistant.interfaces.shutdown import install_stop_handlers, stop_requested\n"
+              "install_stop_handlers()\n"
+              "os.kill(os.getpid(), signal.SIGINT)\n"
+              "time.sleep(0.2)\n"
+              "print('still here', stop_requested(), signal.getsignal(signal.SIGTERM).__name__)\n")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "still here None on_signal"

@@ -32,9 +32,9 @@ _requested: list[int] = []  # the signals received since the handlers were insta
 
 
 def install_stop_handlers() -> Callable[[], None] | None:
-    """Handle SIGINT and SIGTERM: record the request, arm the deadline, then raise
-    `KeyboardInterrupt` (SIGINT) or `SystemExit(128 + signum)` (SIGTERM). A function that puts the
-    previous handlers back; None off the main thread (where no handler can be installed)."""
+    """Handle SIGINT and SIGTERM (unless ignored): record the request, arm the deadline, then
+    raise `KeyboardInterrupt` (SIGINT) or `SystemExit(128 + signum)` (SIGTERM). A function that
+    puts the previous handlers back; None off the main thread (where none can be installed)."""
     if threading.current_thread() is not threading.main_thread():
         return None
     _requested.clear()
@@ -46,7 +46,13 @@ def install_stop_handlers() -> Callable[[], None] | None:
             raise KeyboardInterrupt
         raise SystemExit(128 + signum)
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # a signal ignored at start stays ignored: a non-interactive shell starts `cmd &` with SIGINT
+    # ignored so that Ctrl+C in the terminal does not reach it (Python keeps that too)
+    previous = {
+        sig: signal.signal(sig, on_signal)
+        for sig in (signal.SIGINT, signal.SIGTERM)
+        if signal.getsignal(sig) is not signal.SIG_IGN
+    }
 
     def restore() -> None:
         for sig, handler in previous.items():
