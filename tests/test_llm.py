@@ -186,6 +186,16 @@ def test_llm_answer_leaves_out_unsupported_sentences(corpus, encoder) -> None:
     assert answer.to_dict()["unsupported"] == answer.unsupported
 
 
+def test_llm_reply_of_a_bare_marker_is_recorded_as_written(corpus, encoder) -> None:
+    """A reply that is only a marker cites no claim: nothing is shown, and `unsupported` holds
+    what the model wrote ("[1]"), not an empty string."""
+    a, _ = fake_assistant(corpus, encoder, lambda m: f"[{block_of(m, BORN)}]")
+    answer = a.ask("Where was Harriet Coles born?")
+    assert answer.abstained and answer.text == ABSTAIN_TEXT and answer.citations == []
+    assert answer.unsupported == ["[1]"]
+    assert "not supported" in (answer.notice or "")
+
+
 @pytest.mark.parametrize(
     "claim",
     [

@@ -518,3 +518,22 @@ def test_local_mode_badge_names_the_local_model():
     from assistant.interfaces import ui_html
 
     assert ui_html.mode_label("local", "smollm2-135m") == "local: smollm2-135m"
+
+
+def test_stale_server_logs_of_ended_processes_are_swept(tmp_path: Path) -> None:
+    """A log a killed process left behind goes once it is a day old; a running process's log,
+    a fresh one (its error may still be read) and a file named otherwise stay."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    day = time.time() - local.STALE_LOG_S - 60
+    old_dead = tmp_path / f"{local.LOG_PREFIX}{gone.pid}-abc.log"
+    new_dead = tmp_path / f"{local.LOG_PREFIX}{gone.pid}-def.log"
+    old_live = tmp_path / f"{local.LOG_PREFIX}{os.getpid()}-ghi.log"
+    unnamed = tmp_path / f"{local.LOG_PREFIX}xyz.log"
+    for path in (old_dead, new_dead, old_live, unnamed):
+        path.write_text("log\n", encoding="utf-8")
+    for path in (old_dead, old_live, unnamed):
+        os.utime(path, (day, day))
+    assert local.sweep_stale_logs(tmp_path) == 1
+    assert not old_dead.exists()
+    assert new_dead.exists() and old_live.exists() and unnamed.exists()

@@ -144,10 +144,13 @@ class Grounder:
         self.dropped += [n for n in numbers if n not in self._by_number]
         step: dict[str, Any] = {"sentence": claim.text, "markers": numbers}
         self.steps.append(step)
-        if not claim.tokens or (claim.own and set(claim.own) <= set(self._q_tokens)):
-            # nothing to ground, or only the question's own words: it answers nothing
+        if not re.search(r"\w", claim.text) or (
+            claim.own and set(claim.own) <= set(self._q_tokens)
+        ):
+            # nothing to ground (a reply of markers alone, "[2]": recorded as the model wrote
+            # it), or only the question's own words: it answers nothing
             step["how"] = "unsupported"
-            self.unsupported.append(claim.text)
+            self.unsupported.append(claim.text or " ".join(sentence.split()))
             return None
         # A bare "1887." is embedded with its question, or its vector would mean nothing.
         text = f"{self.question} {claim.text}" if claim.short else claim.text

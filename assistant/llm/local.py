@@ -178,6 +178,36 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+LOG_PREFIX = "assistant-llama-server-"
+STALE_LOG_S = 24 * 3600
+
+
+def sweep_stale_logs(folder: Path | None = None, max_age: float = STALE_LOG_S) -> int:
+    """Delete server logs left by processes that are gone (a `kill -9`, a crash): a log is
+    kept after a failed start so that its error can be read, but not for ever. A log goes when
+    the process named in it has ended and it is older than `max_age`; the count deleted."""
+    folder = Path(folder or tempfile.gettempdir())
+    now, deleted = time.time(), 0
+    for path in folder.glob(f"{LOG_PREFIX}*-*.log"):
+        pid = path.name[len(LOG_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # its process still runs (or the pid was reused): keep it
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError):
+            continue
+        try:
+            if now - path.stat().st_mtime > max_age:
+                path.unlink()
+                deleted += 1
+        except OSError:
+            continue
+    return deleted
+
+
 def _last_error(log_path: Path) -> str:
     """The root cause from llama-server's log: its first error line (later ones only repeat it)."""
     try:
@@ -252,7 +282,8 @@ class LocalServer:
 
     def _start_once(self, port: int, *, last: bool) -> bool:
         """True once healthy; False when another program took the port first (retry)."""
-        fd, log_name = tempfile.mkstemp(prefix="assistant-llama-server-", suffix=".log")
+        sweep_stale_logs()
+        fd, log_name = tempfile.mkstemp(prefix=f"{LOG_PREFIX}{os.getpid()}-", suffix=".log")
         self.log_path, self.port = Path(log_name), port
         with os.fdopen(fd, "wb") as log_file:
             self.proc = self._spawn(self.command(port), log_file)
