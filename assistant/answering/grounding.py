@@ -144,8 +144,10 @@ class Grounder:
         self.dropped += [n for n in numbers if n not in self._by_number]
         step: dict[str, Any] = {"sentence": claim.text, "markers": numbers}
         self.steps.append(step)
-        if not re.search(r"\w", claim.text) or (
-            claim.own and set(claim.own) <= set(self._q_tokens)
+        if (
+            not claim.tokens
+            or not re.search(r"\w", claim.text)
+            or (claim.own and set(claim.own) <= set(self._q_tokens))
         ):
             # nothing to ground (a reply of markers alone, "[2]": recorded as the model wrote
             # it), or only the question's own words: it answers nothing
