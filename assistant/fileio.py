@@ -38,3 +38,16 @@ def default_cache_dir() -> Path:
         return Path(configured).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "assistant"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid runs (the owner of a lock file or a server log)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except PermissionError:  # alive, another user's
+        return True
+    except (OSError, OverflowError):  # no such process, or not a pid at all
+        return False
+    return True

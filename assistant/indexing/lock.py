@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from assistant.errors import IndexBusyError
+from assistant.fileio import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +68,6 @@ def _lock_holder(path: Path) -> str:
     except (OSError, UnicodeDecodeError):
         return "another process"
     word, _, number = text.partition(" ")
-    if word != "pid" or not number.isdigit() or not _alive(int(number)):
+    if word != "pid" or not number.isdigit() or not pid_alive(int(number)):
         return "another process"
     return f"pid {number}"
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except PermissionError:  # alive, another user's
-        return True
-    except (OSError, OverflowError):  # no such process, or not a pid at all
-        return False
-    return True

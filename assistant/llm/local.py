@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assistant.errors import BackendError, LocalModelError
-from assistant.fileio import default_cache_dir, file_sha256
+from assistant.fileio import default_cache_dir, file_sha256, pid_alive
 from assistant.llm.build_server import built_binary
 from assistant.llm.client import Message, OpenAIChatModel, Usage
 
@@ -190,14 +190,7 @@ def sweep_stale_logs(folder: Path | None = None, max_age: float = STALE_LOG_S) -
     now, deleted = time.time(), 0
     for path in folder.glob(f"{LOG_PREFIX}*-*.log"):
         pid = path.name[len(LOG_PREFIX):].split("-", 1)[0]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-            continue  # its process still runs (or the pid was reused): keep it
-        except ProcessLookupError:
-            pass
-        except (PermissionError, OverflowError):
+        if not pid.isdigit() or pid_alive(int(pid)):  # running (or the pid reused): keep it
             continue
         try:
             if now - path.stat().st_mtime > max_age:
@@ -272,6 +265,7 @@ class LocalServer:
                             _describe_exit(self.proc.returncode or 0))
                 self._reap()
             t0 = time.perf_counter()
+            sweep_stale_logs()
             for attempt in range(1, _PORT_ATTEMPTS + 1):
                 if self._start_once(_free_port(), last=attempt == _PORT_ATTEMPTS):
                     break
@@ -282,7 +276,6 @@ class LocalServer:
 
     def _start_once(self, port: int, *, last: bool) -> bool:
         """True once healthy; False when another program took the port first (retry)."""
-        sweep_stale_logs()
         fd, log_name = tempfile.mkstemp(prefix=f"{LOG_PREFIX}{os.getpid()}-", suffix=".log")
         self.log_path, self.port = Path(log_name), port
         with os.fdopen(fd, "wb") as log_file:
