@@ -8,6 +8,10 @@ llama-server's /health and /v1/models. `FAKE_LLAMA` picks how it misbehaves:
                FAKE_LLAMA_MARKER records that it happened), the next one serves
     hang       never become healthy (/health stays 503)
     stubborn   serve, and ignore SIGTERM (only SIGKILL ends it)
+    keyless    serve, and ignore LLAMA_API_KEY (as builds older than that variable do)
+
+Like llama-server, it requires `Authorization: Bearer $LLAMA_API_KEY` when that variable is set
+(401 otherwise; /health is open).
 
 While the file named by FAKE_LLAMA_DIE exists, a chat request deletes it and the server dies with
 SIGKILL mid-answer.
@@ -28,8 +32,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.fake_openai_server import FakeOpenAIServer
 
 
+def _refused(h: Any) -> bool:
+    """Answer 401 unless the request carries the key llama-server was given, as it does."""
+    key = os.environ.get("LLAMA_API_KEY")
+    if os.environ.get("FAKE_LLAMA") == "keyless" or not key or h.path == "/health" or h.headers.get("Authorization") == f"Bearer {key}":
+        return False
+    body = b'{"error": {"code": 401, "message": "Invalid API Key", "type": "authentication_error"}}'
+    h.send_response(401)
+    h.send_header("Content-Type", "application/json")
+    h.send_header("Content-Length", str(len(body)))
+    h.end_headers()
+    h.wfile.write(body)
+    return True
+
+
 class _Llama(FakeOpenAIServer):
     def _handle(self, h: Any) -> None:
+        if _refused(h):
+            return
         die = os.environ.get("FAKE_LLAMA_DIE")
         if die and os.path.exists(die):
             os.unlink(die)
@@ -41,6 +61,8 @@ class _Llama(FakeOpenAIServer):
             h.send_response(503)
             h.send_header("Content-Length", "0")
             h.end_headers()
+            return
+        if _refused(h):
             return
         super()._get(h)
 

@@ -16,7 +16,8 @@ from assistant.core import _with_history
     [
         ("How old is the mayor?", "age"),
         ("How long did the visit last?", "duration"),
-        ("How long is the river?", "measure"),
+        ("How long is the river?", "length"),
+        ("How far is the station from the mill?", "measure"),
         ("How many people live there?", "count"),
         ("What share of imports came from China?", "percent"),
         ("In what year was the mill built?", "year"),
@@ -52,6 +53,13 @@ def test_has_type_needs_an_answer_the_question_does_not_already_hold() -> None:
     assert not has_type("A journey of 35 minutes.", "count", "How many people?")
     assert has_type("Imports fell to 13 percent.", "percent", "What share?")
     assert has_type("He was born in 1811 and died in 1883.", "age", "How old was he?")
+
+
+def test_how_long_is_the_asks_for_a_length_or_a_duration() -> None:
+    # the wording does not say which: a duration answers an event, a length a thing
+    assert has_type("He began a three-day visit to Minsk.", "length", "How long was the visit?")
+    assert has_type("The river is 71 km long.", "length", "How long is the river?")
+    assert not has_type("He visited Minsk in March.", "length", "How long was the visit?")
 
 
 def test_money_needs_an_amount_and_a_label_is_not_a_count() -> None:

@@ -17,6 +17,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +130,41 @@ def test_local_ask_answers_through_the_server_it_starts(corpus, encoder, fake_bi
     assert len(server_pids(str(fake_model))) == 1
     a.close()
     assert server_pids(str(fake_model)) == []
+
+
+def _key_guarded(base_url: str, key: str) -> tuple[int, int]:
+    """The status of /v1/models without the key and with it."""
+    def status(headers: dict[str, str]) -> int:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(f"{base_url}/models",
+                                                               headers=headers), timeout=30) as r:
+                return r.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+    return status({}), status({"Authorization": f"Bearer {key}"})
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def test_local_server_key_is_required_and_kept_off_the_command_line(corpus, encoder, fake_binary,
+                                                                    fake_model):
+    with local_assistant(corpus, encoder, fake_binary, fake_model) as a:
+        assert a.ask(QUESTION).mode == "local"
+        server = a.chat_model.server
+        [pid] = server_pids(str(fake_model))
+        assert server.api_key not in _cmdline(pid)  # `ps` shows the command line to every user
+        assert _key_guarded(server.base_url, server.api_key) == (401, 200)
+
+
+def test_local_server_that_ignores_the_key_is_reported(corpus, encoder, fake_binary, fake_model,
+                                                       monkeypatch, caplog):
+    monkeypatch.setenv("FAKE_LLAMA", "keyless")
+    with caplog.at_level("WARNING", logger="assistant"), \
+            local_assistant(corpus, encoder, fake_binary, fake_model) as a:
+        assert a.ask(QUESTION).mode == "local"
+    assert "ignores LLAMA_API_KEY" in caplog.text
 
 
 def test_local_stream_says_local_too(corpus, encoder, fake_binary, fake_model):
@@ -420,6 +457,15 @@ def test_local_real_ask_is_local_and_verified_or_abstains(corpus, encoder, smol)
             assert_verified(answer, corpus[0])
         assert answer.timings_ms["local_start"] > 0
     assert server_pids(str(smol[1])) == []
+
+
+def test_local_real_server_takes_its_key_from_the_environment(corpus, encoder, smol):
+    with local_assistant(corpus, encoder, *smol, local_threads=2) as a:
+        a.start_model()
+        server = a.chat_model.server
+        [pid] = server_pids(str(smol[1]))
+        assert server.api_key not in _cmdline(pid)
+        assert _key_guarded(server.base_url, server.api_key) == (401, 200)
 
 
 def test_local_real_damaged_model_is_one_clear_sentence(corpus, encoder, smol, tmp_path):

@@ -108,9 +108,12 @@ _QUESTION = [
     ),
     ("age", r"\bhow old\b|\bwhat age\b|\bat what age\b"),
     ("time", r"\bhow long ago\b"),
+    # "How long is the bridge?" asks for a length, "How long was the visit?" for a duration:
+    # the wording does not tell which, so either kind answers it.
+    ("length", r"\bhow long (?:is|was|were|are) the\b"),
     (
         "measure",
-        r"\bhow long (?:is|was) the\b|\bhow (?:far|wide|tall|high|deep|heavy)\b|"
+        r"\bhow (?:far|wide|tall|high|deep|heavy)\b|"
         r"\bwhat (?:length|width|height|depth|distance|area|weight)\b|"
         r"\b(?:total |overall )?length of\b",
     ),
@@ -172,6 +175,8 @@ def has_type(text: str, kind: str | None, question: str = "") -> bool:
         return False
     if kind == "count":
         return _has_count(text)
+    if kind == "length":
+        return has_type(text, "measure", question) or has_type(text, "duration", question)
     return any(not set(words(m.group())) <= asked for m in _PASSAGE[kind].finditer(text))
 
 

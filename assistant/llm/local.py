@@ -233,7 +233,9 @@ class LocalServer:
         self.threads = threads or os.cpu_count() or 1
         self.ctx_size = ctx_size
         self.start_timeout = start_timeout
-        self.api_key = secrets.token_urlsafe(18)  # llama-server allows any origin without a key
+        # llama-server allows any origin without a key. It is passed in the environment
+        # (LLAMA_API_KEY), not on the command line, where any user could read it in `ps`.
+        self.api_key = secrets.token_urlsafe(18)
         self.port = 0
         self.start_seconds: float | None = None
         self.proc: subprocess.Popen[bytes] | None = None
@@ -250,7 +252,7 @@ class LocalServer:
 
     def command(self, port: int) -> list[str]:
         return [str(self.binary), "--model", str(self.model), "--alias", self.name,
-                "--host", "127.0.0.1", "--port", str(port), "--api-key", self.api_key,
+                "--host", "127.0.0.1", "--port", str(port),
                 "--ctx-size", str(self.ctx_size), "--threads", str(self.threads),
                 "--threads-batch", str(self.threads), "--parallel", "1", "--no-webui",
                 "--offline", "--jinja", "--log-verbosity", "2"]
@@ -270,6 +272,7 @@ class LocalServer:
                 if self._start_once(_free_port(), last=attempt == _PORT_ATTEMPTS):
                     break
             self.start_seconds = time.perf_counter() - t0
+            self._warn_if_keyless()
             log.info("Local model server %s ready on port %d in %.2f s.", self.name, self.port,
                      self.start_seconds)
             return self.start_seconds
@@ -308,8 +311,9 @@ class LocalServer:
         def keeper() -> None:
             try:
                 box["proc"] = subprocess.Popen(
-                    cmd, env=self.env, stdin=subprocess.DEVNULL, stdout=log_file,
-                    stderr=subprocess.STDOUT, start_new_session=True,
+                    cmd, env={**self.env, "LLAMA_API_KEY": self.api_key},
+                    stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                    start_new_session=True,
                     preexec_fn=_die_with_parent)
             except OSError as exc:
                 box["error"] = exc
@@ -340,6 +344,15 @@ class LocalServer:
         except (OSError, ValueError):  # refused, 503 while loading, not JSON
             return False
         return self.name in ids and self.alive()
+
+    def _warn_if_keyless(self) -> None:
+        """A llama-server older than LLAMA_API_KEY (2024) serves requests without the key."""
+        try:
+            with urllib.request.urlopen(f"{self.base_url}/models", timeout=2):
+                log.warning("The local model server %s ignores LLAMA_API_KEY and answers "
+                            "requests without a key; use a newer llama-server build.", self.binary)
+        except OSError:  # 401 (urllib raises HTTPError, an OSError): the key is required
+            pass
 
     def _start_error(self, code: int, error: str) -> LocalModelError:
         where = f"its log is {self.log_path}"
