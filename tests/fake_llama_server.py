@@ -35,7 +35,9 @@ from tests.fake_openai_server import FakeOpenAIServer
 def _refused(h: Any) -> bool:
     """Answer 401 unless the request carries the key llama-server was given, as it does."""
     key = os.environ.get("LLAMA_API_KEY")
-    if os.environ.get("FAKE_LLAMA") == "keyless" or not key or h.path == "/health" or h.headers.get("Authorization") == f"Bearer {key}":
+    if os.environ.get("FAKE_LLAMA") == "keyless" or not key or h.path == "/health":
+        return False
+    if h.headers.get("Authorization") == f"Bearer {key}":
         return False
     body = b'{"error": {"code": 401, "message": "Invalid API Key", "type": "authentication_error"}}'
     h.send_response(401)

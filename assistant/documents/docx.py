@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from assistant.errors import DocumentError
@@ -29,14 +28,6 @@ MAX_RATIO = 100  # unpacked / packed size of one member (beyond a megabyte)
 MAX_MEMBERS = 5000
 
 _HEADING = re.compile(r"^Heading ([1-9])$")
-
-
-def extractor() -> str:
-    try:
-        docx_version = version("python-docx")
-    except PackageNotFoundError:  # pragma: no cover - the dependency is pinned
-        docx_version = "?"
-    return f"python-docx {docx_version} / assistant docx {EXTRACTOR_VERSION}"
 
 
 def _corrupt() -> DocumentError:

@@ -27,7 +27,6 @@ import re
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +45,6 @@ _SOFT_HYPHENS = ("\u00ad", "\u2010")
 _DIGITS = re.compile(r"\d+")
 _FILE_NAME = re.compile(r"^[\w .,()-]+\.(?:html?|pdf|docx?|txt|md)$", re.I)
 _LIST_START = re.compile(r"\s*(?:[-*+•▪◦]|\d{1,3}[.)])\s")
-
-
-def extractor() -> str:
-    """The extractor's name and version, recorded in the manifest for each PDF."""
-    try:
-        pdfium_version = version("pypdfium2")
-    except PackageNotFoundError:  # pragma: no cover - the dependency is pinned
-        pdfium_version = "?"
-    return f"pypdfium2 {pdfium_version} / assistant pdf {EXTRACTOR_VERSION}"
 
 
 def page_of(text: str, offset: int) -> int:
