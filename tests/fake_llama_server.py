@@ -39,12 +39,8 @@ def _refused(h: Any) -> bool:
         return False
     if h.headers.get("Authorization") == f"Bearer {key}":
         return False
-    body = b'{"error": {"code": 401, "message": "Invalid API Key", "type": "authentication_error"}}'
-    h.send_response(401)
-    h.send_header("Content-Type", "application/json")
-    h.send_header("Content-Length", str(len(body)))
-    h.end_headers()
-    h.wfile.write(body)
+    FakeOpenAIServer._send_json(h, 401, {"error": {"code": 401, "message": "Invalid API Key",
+                                                   "type": "authentication_error"}})
     return True
 
 

@@ -200,8 +200,9 @@ def read_text(path: Path, max_bytes: int | None = DEFAULT_MAX_BYTES,
     return read_document(path, max_bytes, max_pdf_pages)[0]
 
 
-# The kinds whose text an extractor makes: (its module, whose EXTRACTOR_VERSION counts, and the
-# distribution whose version counts too). A new version of either re-extracts the documents.
+# The kinds whose text an extractor makes: (our module, whose EXTRACTOR_VERSION counts; the
+# distribution it reads with, whose version counts too; the kind's name in the string). A new
+# version of either re-extracts the documents.
 _EXTRACTORS = {
     ".pdf": ("assistant.documents.pdf", "pypdfium2", "pdf"),
     ".docx": ("assistant.documents.docx", "python-docx", "docx"),
@@ -210,7 +211,7 @@ _EXTRACTORS = {
 
 def extractor_of(source: str) -> str:
     """The name and version of what makes a document's text, for the kinds that need one
-    ("pypdfium2 4.30.0 / assistant pdf 3"), recorded in the manifest for each document."""
+    ("pypdfium2 5.15.2 / assistant pdf 1"), recorded in the manifest for each document."""
     entry = _EXTRACTORS.get(Path(source).suffix.lower())
     if entry is None:
         return ""
