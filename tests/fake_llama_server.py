@@ -11,7 +11,8 @@ llama-server's /health and /v1/models. `FAKE_LLAMA` picks how it misbehaves:
     keyless    serve, and ignore LLAMA_API_KEY (as builds older than that variable do)
 
 Like llama-server, it requires `Authorization: Bearer $LLAMA_API_KEY` when that variable is set
-(401 otherwise; /health is open).
+(401 otherwise), except on /health and /v1/models, which current llama-server builds leave open;
+POST /tokenize answers `{"tokens": []}`.
 
 While the file named by FAKE_LLAMA_DIE exists, a chat request deletes it and the server dies with
 SIGKILL mid-answer.
@@ -31,11 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.fake_openai_server import FakeOpenAIServer
 
+OPEN = {"/health", "/v1/health", "/models", "/v1/models"}  # llama-server's public endpoints
+
 
 def _refused(h: Any) -> bool:
     """Answer 401 unless the request carries the key llama-server was given, as it does."""
     key = os.environ.get("LLAMA_API_KEY")
-    if os.environ.get("FAKE_LLAMA") == "keyless" or not key or h.path == "/health":
+    if os.environ.get("FAKE_LLAMA") == "keyless" or not key or h.path in OPEN:
         return False
     if h.headers.get("Authorization") == f"Bearer {key}":
         return False
@@ -52,6 +55,9 @@ class _Llama(FakeOpenAIServer):
         if die and os.path.exists(die):
             os.unlink(die)
             os.kill(os.getpid(), signal.SIGKILL)
+        if h.path == "/tokenize":
+            FakeOpenAIServer._send_json(h, 200, {"tokens": []})
+            return
         super()._handle(h)
 
     def _get(self, h: Any) -> None:

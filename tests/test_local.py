@@ -133,11 +133,14 @@ def test_local_ask_answers_through_the_server_it_starts(corpus, encoder, fake_bi
 
 
 def _key_guarded(base_url: str, key: str) -> tuple[int, int]:
-    """The status of /v1/models without the key and with it."""
+    """The status of POST /tokenize (guarded by the key; /v1/models is open) without the key and
+    with it."""
     def status(headers: dict[str, str]) -> int:
+        req = urllib.request.Request(f"{base_url.removesuffix('/v1')}/tokenize",
+                                     data=b'{"content": ""}',
+                                     headers={"Content-Type": "application/json", **headers})
         try:
-            with urllib.request.urlopen(urllib.request.Request(f"{base_url}/models",
-                                                               headers=headers), timeout=30) as r:
+            with urllib.request.urlopen(req, timeout=30) as r:
                 return r.status
         except urllib.error.HTTPError as exc:
             return exc.code
@@ -145,13 +148,18 @@ def _key_guarded(base_url: str, key: str) -> tuple[int, int]:
 
 
 def test_local_server_key_is_required_and_kept_off_the_command_line(corpus, encoder, fake_binary,
-                                                                    fake_model):
-    with local_assistant(corpus, encoder, fake_binary, fake_model) as a:
+                                                                    fake_model, caplog):
+    with caplog.at_level("WARNING", logger="assistant"), \
+            local_assistant(corpus, encoder, fake_binary, fake_model) as a:
         assert a.ask(QUESTION).mode == "local"
         server = a.chat_model.server
         assert len(server_pids(str(fake_model))) == 1
         assert server_pids(server.api_key) == []  # `ps` shows the command line to every user
         assert _key_guarded(server.base_url, server.api_key) == (401, 200)
+        # /v1/models is open, as in llama-server: no false alarm from it
+        with urllib.request.urlopen(f"{server.base_url}/models", timeout=30) as r:
+            assert r.status == 200
+    assert "ignores LLAMA_API_KEY" not in caplog.text
 
 
 def test_local_server_that_ignores_the_key_is_reported(corpus, encoder, fake_binary, fake_model,

@@ -346,12 +346,22 @@ class LocalServer:
         return self.name in ids and self.alive()
 
     def _warn_if_keyless(self) -> None:
-        """A llama-server older than LLAMA_API_KEY (2024) serves requests without the key."""
+        """A llama-server older than LLAMA_API_KEY (2024) serves requests without the key.
+
+        Asked of /tokenize, which every build has and guards with the key; /health and
+        /v1/models are open to all callers in current builds, so they tell nothing."""
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/tokenize",
+                                     data=b'{"content": ""}',
+                                     headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(f"{self.base_url}/models", timeout=2):
+            with urllib.request.urlopen(req, timeout=2):
                 log.warning("The local model server %s ignores LLAMA_API_KEY and answers "
                             "requests without a key; use a newer llama-server build.", self.binary)
-        except OSError:  # 401 (urllib raises HTTPError, an OSError): the key is required
+        except urllib.error.HTTPError as exc:  # 401: the key is required, as it should be
+            if exc.code != 401:
+                log.debug("Could not tell whether %s requires its key (HTTP %d from /tokenize).",
+                          self.binary, exc.code)
+        except OSError:
             pass
 
     def _start_error(self, code: int, error: str) -> LocalModelError:
