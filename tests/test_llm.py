@@ -18,7 +18,7 @@ import pytest
 
 from assistant import Answer, Assistant
 from assistant.answering.extractive import ABSTAIN_TEXT
-from assistant.answering.grounding import misbound_numbers, polarity_mismatch
+from assistant.answering.grounding import misbound_numbers
 from assistant.errors import BackendError, ConfigError
 from assistant.evaluation.harness import run_set
 from assistant.indexing.lexical import tokenize
@@ -877,74 +877,3 @@ def test_misbound_numbers_reads_what_each_number_counts() -> None:
     # a number the source attaches to nothing else, or a word it counts with no number: not a swap
     assert misbound_numbers(tokenize("12 trees"), source) == []
     assert misbound_numbers(tokenize("63 sites"), source) == []
-
-
-TRIAL = (
-    "Shift workers lost more working memory than day workers. After adjustment for total sleep "
-    "time, the difference in n-back accuracy was no longer statistically significant (p = 0.21)."
-)
-
-
-@pytest.fixture(scope="module")
-def trial(tmp_path_factory: pytest.TempPathFactory, encoder: Any) -> tuple[Path, Path]:
-    base = tmp_path_factory.mktemp("trial")
-    seeds = base / "seeds"
-    seeds.mkdir()
-    (seeds / "trial.txt").write_text(f"Night shifts and memory\n\n{TRIAL}\n", encoding="utf-8")
-    Assistant(seeds_dir=seeds, index_dir=base / "index", encoder=encoder).ingest()
-    return seeds, base / "index"
-
-
-@pytest.mark.parametrize(
-    ("claim", "shown"),
-    [
-        ("Yes, the difference in n-back accuracy survived adjustment for sleep time.", False),
-        ("The difference in n-back accuracy was statistically significant after adjustment for "
-         "sleep time.", False),
-        ("No, the difference in n-back accuracy was no longer statistically significant after "
-         "adjustment for sleep time.", True),
-    ],
-)
-def test_a_claim_that_affirms_what_its_source_negates_is_not_shown(
-    trial, encoder, claim: str, shown: bool
-) -> None:
-    a, _ = fake_assistant(trial, encoder, lambda m: f"{claim[:-1]} [{block_of(m, '0.21')}].")
-    answer = a.ask("Did the difference in n-back accuracy survive adjustment for sleep?")
-    if shown:
-        assert not answer.abstained and answer.citations[0].quote.endswith("(p = 0.21).")
-    else:
-        assert answer.abstained and answer.unsupported == [claim]
-
-
-@pytest.mark.parametrize(
-    ("claim", "source", "question", "wrong"),
-    [
-        ("The Tenant may keep pets.", "The Tenant must not keep pets in the Property.", "",
-         ["keep", "pet"]),
-        ("The tenant must not smoke.", "The Tenant may smoke on the balcony.", "", ["smok"]),
-        ("Yes, there is a desktop app.", "There is no native desktop app for Windows or macOS, "
-         "but the web app can be installed.", "Is there a desktop app?", ["desktop"]),
-        # the same polarity in other words, or a negation about something else: no mismatch
-        ("Pets are forbidden in the flat.", "The Tenant must not keep pets in the Property.", "",
-         []),
-        ("The Tenant must not keep pets.", "Pets are forbidden in the Property.", "", []),
-        ("There is no native desktop app.", "There is no native desktop app for Windows or "
-         "macOS, but the web app can be installed.", "", []),
-        ("Yes, the web app can be installed.", "There is no native desktop app for Windows or "
-         "macOS, but the web app can be installed.", "Can I install the web app?", []),
-        ("The Plus plan costs £2.49 per month.", "The Plus plan, which does not include "
-         "receipts, costs £2.49 per month.", "", []),
-        ("Yes, Tallybird works offline.", "Tallybird works offline; changes sync later, and "
-         "nothing is lost.", "Does Tallybird work offline?", []),
-        ("No, it starts on 1 September.", "The Term starts on 1 September 2026.",
-         "Does the tenancy start in August?", []),
-        # a negated bound is no denial: "not before" is "at the earliest"
-        ("The earliest the rent can rise is 1 September 2027.", "The Landlord may increase the "
-         "Rent no more than once a year, and not before 1 September 2027.", "", []),
-    ],
-)
-def test_polarity_mismatch_reads_negation_scopes(
-    claim: str, source: str, question: str, wrong: list[str]
-) -> None:
-    assert polarity_mismatch(claim, [source], question) == wrong
-

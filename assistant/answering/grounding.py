@@ -3,9 +3,8 @@
 Each answer sentence is aligned (lexically and by embedding) to the sentence(s) of the blocks it
 cites, or of all blocks when it cites none or the wrong one, and every span is verified against the
 source file. The names and numbers of a claim must be in the sentence(s) it is aligned to (or, for
-"She…", the sentence just before), each number counting what the source counts with it, and it
-must not affirm what they negate (or the reverse); a sentence that reads as an instruction to a
-model supports nothing. When the model can score it, a
+"She…", the sentence just before), each number counting what the source counts with it; a
+sentence that reads as an instruction to a model supports nothing. When the model can score it, a
 yes/no question "does this sentence say the claim?" is asked per claim, so who did what to whom is
 checked too; and, until one claim answers, "does the cited source answer the question?" (a true
 sentence beside the point answers nothing: when no claim answers, the answer abstains and its
@@ -34,7 +33,7 @@ from assistant.answering.markers import (
 )
 from assistant.answering.sources import REFERRING, SourceBlock
 from assistant.documents.splitter import split_sentences
-from assistant.indexing.lexical import tokenize, words
+from assistant.indexing.lexical import tokenize
 from assistant.types import Citation
 
 MAX_SUPPORT = 3  # source sentences one answer sentence may be narrowed to
@@ -286,8 +285,6 @@ class Grounder:
             and not contradicted
             and claim.names <= covered | self._referents(chosen)
             and not misbound_numbers(claim.own, [tokenize(self.side.sent_text[s]) for s in chosen])
-            and not polarity_mismatch(claim.text, [self.side.sent_text[s] for s in chosen],
-                                      self.question)
         )
         return sorted(chosen) if supported else []
 
@@ -421,79 +418,3 @@ def misbound_numbers(claim: list[str], sources: list[list[str]]) -> list[tuple[s
         if other_number and other_word:
             wrong.append((n, w))
     return wrong
-
-
-# Polarity: a negation word and what follows it up to the end of its clause (the NegEx
-# heuristic: a scope ends at punctuation or at a word that turns the sentence).
-_NEGATION = frozenset(
-    ["not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "cannot", "without"]
-)
-# NegEx's pseudo-negations: a negation word that states a bound or an addition, not a denial
-# ("does not expire before 28 February" is "28 February at the earliest"; "no more than once").
-_PSEUDO_NEGATION = re.compile(
-    r"\b(?:not|no)\s+(?:[\w’']+\s+){0,2}?(?:before|after|until|\w+er\s+than|more\s+than"
-    r"|less\s+than|fewer\s+than|least|only)\b",
-    re.I,
-)
-_CLAUSE_END = re.compile(
-    r"[,;:.!?()\[\]—–]|\b(?:but|however|although|though|whereas|while|except|yet)\b", re.I
-)
-# Words that carry a negation in their meaning: "forbidden" and "must not" say the same thing,
-# so a claim holding one is not read as affirming, nor a source holding one as affirming.
-_NEGATIVE_MEANING = re.compile(
-    r"\b(?:forbid\w*|prohibit\w*|ban(?:s|ned|ning)?|unable|fail\w*|lack\w*|absent|refus\w*"
-    r"|den(?:y|ies|ied)|stop\w*|ceas\w*|insignificant|unchanged|only)\b",
-    re.I,
-)
-
-
-def _polarity(text: str) -> tuple[bool, set[str], set[str], set[str]]:
-    """Whether `text` holds a negation; the content tokens found only inside negation scopes
-    ("was no longer significant after adjusting for sleep" -> signific, adjust, sleep), not also
-    outside them; and the tokens of the clauses with a negation and of those without."""
-    any_cue = False
-    scoped: set[str] = set()
-    free: set[str] = set()
-    negated_clauses: set[str] = set()
-    plain_clauses: set[str] = set()
-    for clause in _CLAUSE_END.split(_PSEUDO_NEGATION.sub(" ", text)):
-        ws = words(clause)
-        cues = [i for i, w in enumerate(ws) if w in _NEGATION or w.endswith(("n't", "n’t"))]
-        if cues:
-            any_cue = True
-            scoped |= set(tokenize(" ".join(ws[cues[0] + 1 :])))
-            free |= set(tokenize(" ".join(ws[: cues[0]])))
-            negated_clauses |= set(tokenize(clause))
-        else:
-            free |= set(tokenize(clause))
-            plain_clauses |= set(tokenize(clause))
-    return any_cue, scoped - free, negated_clauses, plain_clauses
-
-
-def polarity_mismatch(claim: str, sources: list[str], question: str = "") -> list[str]:
-    """The words a claim states with the opposite polarity of its supporting sentence(s), [] when
-    none: the source negates every mention of a word the claim affirms; the claim negates a word
-    that no supporting sentence negates; or a "Yes" answers a sentence whose clause about the
-    question is negated ("Did the difference survive controlling for sleep?" / "Yes, …" / "After
-    adjustment for sleep time, the difference … was no longer statistically significant").
-    Coverage and the embedding are blind to "not" (a stopword, a small part of a sentence's
-    vector), and so is a 1.5B model's support question (docs/llm.md)."""
-    yes = re.match(r"^\W*yes\b", claim, flags=re.I) is not None
-    body = re.sub(r"^\W*(?:yes|no)\b\W*", "", claim, flags=re.I)  # a yes/no's answer word
-    claim_neg, claim_scoped, _, _ = _polarity(body)
-    affirms = not claim_neg and not _NEGATIVE_MEANING.search(body)
-    claim_tokens = set(tokenize(body))
-    asked = set(tokenize(question)) if not _polarity(question)[0] else set()
-    wrong: set[str] = set()
-    any_negation = False
-    for text in sources:
-        neg, scoped, negated_clauses, plain_clauses = _polarity(text)
-        any_negation = any_negation or neg or bool(_NEGATIVE_MEANING.search(text))
-        if affirms:
-            wrong |= scoped & claim_tokens
-            if yes:
-                wrong |= (negated_clauses - plain_clauses) & (claim_tokens | asked)
-    if claim_scoped and not any_negation:
-        said = set().union(*(tokenize(t) for t in sources)) if sources else set()
-        wrong |= claim_scoped & said
-    return sorted(wrong)
