@@ -176,8 +176,9 @@ def pct(xs: list[float], q: float) -> float:
 
 
 def summary(rows: list[dict[str, Any]], cases: list[tuple[str, dict[str, Any]]]
-            ) -> dict[str, float]:
+            ) -> dict[str, float | None]:
     answerable = {c["id"] for _, c in cases if c["answerable"]}
+    unanswerable = [r for r in rows if r["id"] not in answerable]
     secs = [r["seconds"] for r in rows]
     tokens = [r["prompt_tokens"] for r in rows if r["prompt_tokens"]]
     return {
@@ -187,8 +188,9 @@ def summary(rows: list[dict[str, Any]], cases: list[tuple[str, dict[str, Any]]]
         "correct": sum(r["correct"] for r in rows) / len(rows),
         "correct_answerable": sum(r["correct"] for r in rows if r["id"] in answerable)
         / max(1, len(answerable)),
-        "abstained_unanswerable": sum(r["correct"] for r in rows if r["id"] not in answerable)
-        / max(1, len(rows) - len(answerable)),
+        # None when the questions hold no unanswerable case: nothing was measured, not zero
+        "abstained_unanswerable": sum(r["correct"] for r in unanswerable) / len(unanswerable)
+        if unanswerable else None,
     }
 
 
@@ -234,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---|---|",
     ]
     for key in a:
+        if a[key] is None or b[key] is None:
+            lines.append(f"| {key} | — | — | — |")
+            continue
         ratio = a[key] / b[key] if b[key] else float("nan")
         lines.append(f"| {key} | {a[key]:.3g} | {b[key]:.3g} | {ratio:.2f} |")
     lines += ["", f"ours: {sum(r['mode'] == 'local' for r in ours)}/{len(ours)} answers in local "
