@@ -51,13 +51,13 @@ class _Llama(FakeOpenAIServer):
     def _handle(self, h: Any) -> None:
         if _refused(h):
             return
+        if h.path == "/tokenize":  # not a chat request: FAKE_LLAMA_DIE leaves it alone
+            FakeOpenAIServer._send_json(h, 200, {"tokens": []})
+            return
         die = os.environ.get("FAKE_LLAMA_DIE")
         if die and os.path.exists(die):
             os.unlink(die)
             os.kill(os.getpid(), signal.SIGKILL)
-        if h.path == "/tokenize":
-            FakeOpenAIServer._send_json(h, 200, {"tokens": []})
-            return
         super()._handle(h)
 
     def _get(self, h: Any) -> None:
